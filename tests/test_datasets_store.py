@@ -1,0 +1,131 @@
+"""Datasets (ids, templates, local files, offline GSM8K) and the results store."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import config
+import datasets_io
+import store
+
+
+def test_arith_demo_set_is_seeded_and_stable():
+    a = datasets_io.load_problems("arith", 5, 7, config.REPO_ROOT / "data")
+    b = datasets_io.load_problems("arith", 8, 7, config.REPO_ROOT / "data")
+    assert a == b[:5]  # smaller runs are prefixes of larger ones
+    assert [p.problem_id for p in a] == [f"arith-s7-{i:05d}" for i in range(5)]
+    for problem in a:
+        assert problem.prompt == problem.question + " Let's think step by step."
+        assert problem.answer.lstrip("-").isdigit()
+        assert "*" in problem.question or "+" in problem.question
+    assert datasets_io.load_problems("arith", 5, 8, config.REPO_ROOT / "data") != a
+
+
+def test_gsm_symbolic_is_offline_with_numeric_gold():
+    problems = datasets_io.load_problems("gsm-symbolic", 3, 1, config.REPO_ROOT / "data")
+    assert len(problems) == 3 and all(p.answer.lstrip("-").replace(".", "").isdigit()
+                                      for p in problems)
+    assert problems[0].prompt.endswith("\\boxed{}.")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet"])
+def test_local_files_in_every_format(tmp_path, suffix):
+    rows = [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4=7\n#### 7"},
+            {"question": "What is 1,000 + 250?", "answer": "1,250"}]
+    path = tmp_path / f"set{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows))
+    elif suffix == ".csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    problems = datasets_io.load_problems(str(path), None, 0, tmp_path)
+    assert [p.answer for p in problems] == ["7", "1250"]
+    assert [p.problem_id for p in problems] == ["set-00000", "set-00001"]
+    assert datasets_io.load_problems(str(path), 1, 0, tmp_path) == problems[:1]
+
+
+def test_local_file_without_answer_column_names_the_row(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n" + json.dumps({"q": 1}))
+    with pytest.raises(datasets_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
+        datasets_io.load_problems(str(path), None, 0, tmp_path)
+
+
+def test_gsm8k_uses_the_local_cache_before_the_hub(tmp_path):
+    cache = tmp_path / datasets_io.GSM8K_CACHE_NAME
+    cache.write_text(json.dumps({"question": "Q?", "answer": "work\n#### 1,234"}) + "\n")
+    problems = datasets_io.load_problems("gsm8k", None, 0, tmp_path)
+    assert problems[0].problem_id == "gsm8k-test-00000" and problems[0].answer == "1234"
+    assert problems[0].prompt.startswith("Q?\nPlease reason step by step")
+
+
+def test_gsm8k_offline_says_how_to_supply_a_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(datasets_io.DatasetError, match="gsm8k_test.jsonl"):
+        datasets_io.load_problems("gsm8k", 3, 0, tmp_path / "data")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    store.write_json(path, [1, 2])
+    with pytest.raises(TypeError):
+        store.write_json(path, [object()])
+    assert store.read_json(path) == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left behind
+
+
+def test_corrupt_json_is_a_clear_error(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"a": ')
+    with pytest.raises(store.ResultsError, match=r"r.json:1: not valid JSON"):
+        store.read_json(path)
+
+
+def test_rollout_log_resumes_and_ignores_a_torn_line(tmp_path):
+    header = {"kind": "rollouts", "fingerprint": "abc", "config": {"seed": 1}}
+    log = store.RolloutLog(tmp_path / "r.jsonl", header)
+    log.start()
+    log.append([{"problem_id": "p1", "sample": 0, "token_ids": [1, 2], "eos": True}])
+    with open(log.path, "a") as handle:
+        handle.write('{"problem_id": "p2", "sam')  # killed mid-write
+    assert set(log.load()) == {("p1", 0)}
+    log.start()  # restart trims the torn tail before appending
+    log.append([{"problem_id": "p2", "sample": 0, "token_ids": [3], "eos": False}])
+    assert set(log.load()) == {("p1", 0), ("p2", 0)}
+    other = store.RolloutLog(log.path, {**header, "fingerprint": "xyz",
+                                        "config": {"seed": 2}})
+    with pytest.raises(store.ResultsError, match=r"seed: 1 -> 2.*--overwrite"):
+        other.load()
+
+
+def test_provenance_block_has_what_a_reviewer_asks_for(tmp_path):
+    record = tmp_path / "rec.json"
+    store.write_json(record, [])
+    block = store.provenance({"model": "m"}, seed=3, wall_time_s=1.23456, device="cpu",
+                             record_files=[record])
+    assert block["seed"] == 3 and block["wall_time_s"] == 1.235 and block["device"] == "cpu"
+    assert block["packages"]["torch"] and block["python"]
+    assert block["record_files"] == {"rec.json": store.file_sha256(record)}
+    assert store.fingerprint({"a": 1, "b": 2}) == store.fingerprint({"b": 2, "a": 1})
+
+
+@pytest.mark.parametrize("model,tag", [
+    ("qwen-1.5b", "qwen-1.5b"),
+    ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen--Qwen2.5-1.5B-Instruct"),
+    ("org/we ird:name", "org--we--ird--name"),
+])
+def test_model_tags_are_filesystem_safe(model, tag):
+    assert config.model_tag(model) == tag
+
+
+def test_unknown_model_lists_the_aliases():
+    with pytest.raises(ValueError, match="qwen-1.5b, qwen-7b"):
+        config.resolve_model("gpt-5")
+    assert config.resolve_model("qwen-7b").path == "Qwen/Qwen2.5-7B-Instruct"
