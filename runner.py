@@ -235,7 +235,7 @@ def rollouts_from_phase(cfg: RunConfig, phase: str, source_phase: str,
     if mismatch is None and (prompts := _source_prompts(cfg, source)) is None:
         mismatch = "its problem set no longer reloads to the same prompts"
     if mismatch is not None:
-        return ReusedRollouts({}, None, f"{source_phase} rollouts not usable: {mismatch}")
+        return ReusedRollouts({}, None, f"{path}: {mismatch}")
     available = store.RolloutLog(path, header).load()
     wanted = [(p, s) for p in problems for s in range(cfg.samples_per_problem)]
     taken = {(p.problem_id, s): available[(p.problem_id, s)] for p, s in wanted
