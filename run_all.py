@@ -140,7 +140,7 @@ def phase_argv(phase: str, o: dict, args) -> list[str]:
         return (common + notes + _flag("budgets", o.get("annotate_budgets"))
                 + _flag("per-budget", o.get("per_budget")) + _flag("seed", o.get("seed")))
     if phase == "phase2_analyze":
-        return common + notes
+        return common + notes + _flag("budgets", o.get("annotate_budgets"))
     if phase == "phase3_structure":
         return common + _flag("data-dir", o.get("data_dir"))
     if phase == "visualize":
@@ -159,18 +159,24 @@ def _run_phase(module_name: str, argv: list[str]) -> int:
 def annotation_gate(o: dict) -> int:
     """0 when every TSV row is labelled (after --auto-annotate if asked), else the gate code."""
     import phase2_prepare
+    from annotations_io import AnnotationError
+    from cli import fail
 
     folder = Path(o.get("annotations_dir") or RunConfig().annotations_dir)
-    if o.get("auto_annotate"):
-        filled = phase2_prepare.auto_annotate(folder)
-        print(f"auto-annotate: filled {filled} rows from suggestions (annotator=auto)")
-    pending = {path: n for path, n in phase2_prepare.pending_labels(folder).items() if n}
+    try:
+        if o.get("auto_annotate"):
+            filled = phase2_prepare.auto_annotate(folder)
+            print(f"auto-annotate: filled {filled} rows from suggestions (annotator=auto)")
+        pending = {path: n for path, n in phase2_prepare.pending_labels(folder).items() if n}
+    except AnnotationError as exc:
+        return fail(exc.problems[0] if exc.problems else str(exc))
     if not pending:
         return 0
     print("\nWaiting for annotations — label these rows, then run the same command again:")
     for path, n in sorted(pending.items()):
         print(f"  {path}: {n} rows unlabelled")
-    print(f"  label interactively:  python phase2_annotate.py --model {o['model']}")
+    where = f" --annotations-dir {folder}" if o.get("annotations_dir") else ""
+    print(f"  label interactively:  python phase2_annotate.py --model {o['model']}{where}")
     print(f"  then continue:        python {' '.join(sys.argv)}")
     print("  (or add --auto-annotate to fill labels from the suggestions)")
     return GATE_EXIT_CODE
@@ -189,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for phase in chosen:
         if phase == "phase2_analyze" and (args.all or args.demo):
             gate = annotation_gate(options)
-            if gate:  # draw what exists already, then wait for the labels
+            if gate == GATE_EXIT_CODE:  # draw what exists already, then wait for the labels
                 _run_phase("visualize", phase_argv("visualize", options, args))
+            if gate:
                 return gate
         module = {"phase1": "phase1_main", "phase1b": "phase1b_stochastic",
                   "phase3": "phase3_cliff"}.get(phase, phase)

@@ -1,0 +1,137 @@
+"""phase2_annotate driven with scripted input: labels, skip, quit, resume, atomic saves."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from test_phase2_fixtures import dirs, standard_results
+
+import phase2_annotate as annot
+import phase2_prepare as prep
+from annotations_io import read_table, tsv_path
+
+
+@pytest.fixture()
+def prepared(tmp_path):
+    results, annotations, flags = dirs(tmp_path)
+    standard_results(results)
+    assert prep.main(flags) == 0
+    return annotations, flags
+
+
+def run(monkeypatch, flags, script: str) -> int:
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    return annot.main(flags)
+
+
+def labels(annotations, budget=128):
+    return [(r["error_type"], r["recoverable"], r["error_location"], r["notes"], r["annotator"])
+            for r in read_table(tsv_path(annotations, budget)).rows]
+
+
+def test_label_skip_and_quit(prepared, monkeypatch, capsys):
+    annotations, flags = prepared
+    # row 1: arithmetic / no / location / notes with a tab; row 2: skip; row 3: quit.
+    assert run(monkeypatch, flags, "a\nn\nstep 2\nslip\tagain\nk\nq\n") == 0
+    assert labels(annotations) == [
+        ("arithmetic", "no", "step 2", "slip\tagain", "human"),
+        ("", "", "", "", ""), ("", "", "", "", ""), ("", "", "", "", "")]
+    out = capsys.readouterr().out
+    assert "9 unlabelled row(s) in 3 file(s)" in out and "8 still unlabelled" in out
+    assert "resume: python phase2_annotate.py" in out
+
+
+def test_resume_enter_takes_suggestion_and_bad_keys_reask(prepared, monkeypatch, capsys):
+    annotations, flags = prepared
+    run(monkeypatch, flags, "s\ny\n\n\n")  # label row 1, then input ends (quit)
+    capsys.readouterr()
+    # resume at row 2 (suggestion 'incomplete'): a bad key, Enter = suggestion, Enter = unknown
+    assert run(monkeypatch, flags, "z\n\n\n\n\nq\n") == 0
+    out = capsys.readouterr().out
+    assert "8 unlabelled row(s)" in out and "unknown key 'z'" in out
+    assert labels(annotations)[:2] == [("setup", "yes", "", "", "human"),
+                                       ("incomplete", "unknown", "", "", "human")]
+
+
+def test_quit_in_the_notes_prompt_does_not_save_the_row(prepared, monkeypatch):
+    annotations, flags = prepared
+    before = tsv_path(annotations, 128).read_bytes()
+    assert run(monkeypatch, flags, "l\nn\nstep 1\nq\n") == 0
+    assert tsv_path(annotations, 128).read_bytes() == before
+
+
+def test_every_row_is_saved_before_the_next_is_shown(prepared, monkeypatch):
+    annotations, flags = prepared
+    seen = []
+
+    def spy(path, rows):
+        seen.append(sum(bool(r["error_type"]) for r in rows))
+        return original(path, rows)
+
+    original = annot.write_table
+    monkeypatch.setattr(annot, "write_table", spy)
+    run(monkeypatch, flags, "a\ny\n\n\nl\nn\n\n\nq\n")
+    assert seen == [1, 2]
+
+
+def test_labels_everything_across_files_then_points_to_analyze(prepared, monkeypatch, capsys):
+    annotations, flags = prepared
+    assert run(monkeypatch, flags, "h\nn\n\n\n" * 9) == 0
+    assert "next: python phase2_analyze.py" in capsys.readouterr().out
+    assert set(prep.pending_labels(annotations).values()) == {0}
+    assert {r[0] for b in (128, 256, 512) for r in labels(annotations, b)} == {"hallucination"}
+
+
+def test_shows_the_row_with_wrong_steps_marked(prepared, monkeypatch, capsys):
+    _, flags = prepared
+    run(monkeypatch, flags, "q\n")
+    out = capsys.readouterr().out
+    assert "problem p0" in out and "gold: 0" in out and "predicted: 1" in out
+    assert ">>0 + 0 = 1<<" in out and "'0 + 0 = 1' is false: left side = 0" in out
+    assert "\x1b[" not in out  # no colour when stdout is not a terminal
+
+
+@pytest.mark.parametrize("colour, expected", [
+    (False, "so >>2 + 2 = 5<< and 3 * 3 = 9"),
+    (True, "so \x1b[1;31m2 + 2 = 5\x1b[0m and \x1b[32m3 * 3 = 9\x1b[0m"),
+])
+def test_mark_steps(colour, expected):
+    assert annot.mark_steps("so 2 + 2 = 5 and 3 * 3 = 9", colour) == expected
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--budgets", "64"], "--budgets 64"),
+])
+def test_missing_tsv_for_budget_is_a_user_error(prepared, monkeypatch, capsys, argv, fragment):
+    _, flags = prepared
+    assert run(monkeypatch, [*flags, *argv], "") == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_no_tsvs_is_a_user_error(tmp_path, monkeypatch, capsys):
+    _, _, flags = dirs(tmp_path)
+    assert run(monkeypatch, flags, "") == 2
+    assert "phase2_prepare.py" in capsys.readouterr().err
+
+
+def test_single_keys_on_a_terminal():
+    """On a tty each key acts at once (cbreak mode); Ctrl-D quits."""
+    import os
+    import pty
+    import signal
+    import tty
+
+    master, replica = pty.openpty()
+    tty.setcbreak(replica)  # keys typed before the prompt must not wait in a line buffer
+    signal.alarm(10)  # a regression here would block on read; fail loudly instead
+    with open(replica, encoding="utf-8") as stdin:
+        prompter = annot.Prompter(stdin, io.StringIO())
+        assert prompter.single_key
+        os.write(master, b"zS\r\x04")
+        assert prompter.key("type? ", "asl") == "s"  # 'z' re-asks, case ignored
+        assert prompter.key("recoverable? ", "ynu") == ""  # Enter
+        with pytest.raises(annot.Quit):
+            prompter.key("type? ", "asl")
+    signal.alarm(0)
+    os.close(master)
