@@ -94,6 +94,22 @@ def list_tsvs(annotations_dir: Path) -> dict[int, Path]:
     return {b: found[b] for b in sorted(k for k in found if k is not None)}
 
 
+def select_tsvs(annotations_dir: Path, budgets: list[int] | None, model: str) -> dict[int, Path]:
+    """The TSVs to use: all in the folder, or those of ``budgets`` (AnnotationError if absent)."""
+    paths = list_tsvs(annotations_dir)
+    if budgets:
+        missing = [b for b in budgets if b not in paths]
+        if missing:
+            raise AnnotationError([
+                f"--budgets {missing[0]}: no annotate_errors_budget{missing[0]}.tsv in "
+                f"{annotations_dir}; run phase2_prepare.py with that budget"])
+        paths = {b: paths[b] for b in sorted(set(budgets))}
+    if not paths:
+        raise AnnotationError([f"{annotations_dir}: no annotate_errors_budget*.tsv; run "
+                               f"python phase2_prepare.py --model {model} first"])
+    return paths
+
+
 # ---------------------------------------------------------------- escaping
 
 def escape_text(text: str) -> str:

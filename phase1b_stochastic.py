@@ -30,8 +30,6 @@ import stats
 import store
 from cli import Parser, add_run_args, fail, positive_int, probability, run_config_from_args
 from config import STOCHASTIC_BUDGETS, STOCHASTIC_SAMPLING, RunConfig
-from datasets_io import DatasetError
-from utils import ModelLoadError
 
 PHASE = "phase1b"
 ALPHA = 0.05  # significance level of the paired test in the plateau criterion
@@ -222,15 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = run_config_from_args(args, samples_per_problem=args.samples)
         output = run(cfg, analysis, args.overwrite, args.device, progress=not args.quiet)
-    except (ValueError, DatasetError, ModelLoadError, store.ResultsError) as exc:
+    except runner.USER_ERRORS as exc:
         return fail(str(exc))
-    if output.reused:
-        print(f"phase 1b: reusing finished results in {cfg.results_dir} (pass --overwrite to redo)")
-    print(format_table(output.summary))
-    prov = output.summary["provenance"]
-    if prov.get("tokens_per_s"):
-        print(f"generated {prov['generated_tokens']} tokens in {prov['generation_s']:.1f} s "
-              f"({prov['tokens_per_s']:.0f} tok/s) on {prov['device']}")
+    runner.print_phase_output("phase 1b", output, cfg.results_dir, format_table(output.summary))
     return 0
 
 

@@ -31,8 +31,8 @@ from annotations_io import (
     AnnotationError,
     Table,
     check_table,
-    list_tsvs,
     read_table,
+    select_tsvs,
 )
 from cli import Parser, fail, positive_int
 from config import RunConfig
@@ -283,16 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cfg = RunConfig(model=args.model, seed=args.seed, results_dir=args.results_dir,
                     annotations_dir=args.annotations_dir)
-    paths = list_tsvs(args.annotations_dir)
-    if args.budgets:
-        missing = [b for b in args.budgets if b not in paths]
-        if missing:
-            return fail(f"--budgets {missing[0]}: no annotate_errors_budget{missing[0]}.tsv in "
-                        f"{args.annotations_dir}; run phase2_prepare.py with that budget")
-        paths = {b: paths[b] for b in sorted(set(args.budgets))}
-    if not paths:
-        return fail(f"{args.annotations_dir}: no annotate_errors_budget*.tsv; run "
-                    f"python phase2_prepare.py --model {args.model} first")
+    try:
+        paths = select_tsvs(args.annotations_dir, args.budgets, args.model)
+    except AnnotationError as exc:
+        return fail(exc.problems[0])
     rows, records, problems = load_validated(paths, args.results_dir, cfg.model_tag)
     if problems:
         shown = problems[:_MAX_SHOWN]

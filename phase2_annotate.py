@@ -31,8 +31,8 @@ from annotations_io import (
     AnnotationError,
     Table,
     is_labelled,
-    list_tsvs,
     read_table,
+    select_tsvs,
     write_table,
 )
 from cli import Parser, fail, positive_int
@@ -217,16 +217,10 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    paths = list_tsvs(args.annotations_dir)
-    if args.budgets:
-        missing = [b for b in args.budgets if b not in paths]
-        if missing:
-            return fail(f"--budgets {missing[0]}: no annotate_errors_budget{missing[0]}.tsv in "
-                        f"{args.annotations_dir}; run phase2_prepare.py with that budget")
-        paths = {b: paths[b] for b in sorted(set(args.budgets))}
-    if not paths:
-        return fail(f"{args.annotations_dir}: no annotate_errors_budget*.tsv; run "
-                    f"python phase2_prepare.py --model {args.model} first")
+    try:
+        paths = select_tsvs(args.annotations_dir, args.budgets, args.model)
+    except AnnotationError as exc:
+        return fail(exc.problems[0])
     try:
         tables = [read_table(p) for p in paths.values()]
     except AnnotationError as exc:

@@ -28,8 +28,6 @@ import stats
 import store
 from cli import Parser, add_run_args, fail, run_config_from_args
 from config import CLIFF_BUDGETS, RunConfig, SamplingConfig
-from datasets_io import DatasetError
-from utils import ModelLoadError
 
 PHASE = "phase3"
 SOURCE_PHASE = "phase1"
@@ -174,15 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = run_config_from_args(args)
         output, reason = run(cfg, args.overwrite, args.device, progress=not args.quiet)
-    except (ValueError, DatasetError, ModelLoadError, store.ResultsError) as exc:
+    except runner.USER_ERRORS as exc:
         return fail(str(exc))
-    if output.reused:
-        print(f"phase 3: reusing finished results in {cfg.results_dir} (pass --overwrite to redo)")
-    print(format_report(output.summary, reason))
-    prov = output.summary["provenance"]
-    if prov.get("tokens_per_s"):
-        print(f"generated {prov['generated_tokens']} tokens in {prov['generation_s']:.1f} s "
-              f"({prov['tokens_per_s']:.0f} tok/s) on {prov['device']}")
+    report = format_report(output.summary, reason)
+    runner.print_phase_output("phase 3", output, cfg.results_dir, report)
     return 0
 
 

@@ -18,9 +18,14 @@ import grading
 import store
 import utils
 from config import RunConfig
-from datasets_io import Problem, load_problems
+from datasets_io import DatasetError, Problem, load_problems
 
 PROMPT_FORMAT_VERSION = 1  # bump when prompts change so old rollouts are not silently reused
+
+
+# Errors a user can cause and fix (bad flag value, missing file, offline model, stale results):
+# the phase scripts turn them into one line on stderr and exit code 2.
+USER_ERRORS = (ValueError, DatasetError, utils.ModelLoadError, store.ResultsError)
 
 
 @dataclass
@@ -256,3 +261,14 @@ def _read_header(path: Path) -> dict:
     except json.JSONDecodeError:
         return {}
     return header if isinstance(header, dict) else {}
+
+
+def print_phase_output(label: str, output: PhaseOutput, results_dir: Path, table: str) -> None:
+    """What every generating phase prints: a reuse note, its table, and the generation speed."""
+    if output.reused:
+        print(f"{label}: reusing finished results in {results_dir} (pass --overwrite to redo)")
+    print(table)
+    prov = output.summary["provenance"]
+    if prov.get("tokens_per_s"):
+        print(f"generated {prov['generated_tokens']} tokens in {prov['generation_s']:.1f} s "
+              f"({prov['tokens_per_s']:.0f} tok/s) on {prov['device']}")
