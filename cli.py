@@ -29,6 +29,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def batch_size(text: str) -> int:
+    """A positive integer, or 'auto' (0): sized from free GPU memory (16 on CPU)."""
+    return 0 if text == "auto" else positive_int(text)
+
+
 def probability(text: str) -> float:
     try:
         value = float(text)
@@ -67,8 +72,9 @@ def add_run_args(parser: argparse.ArgumentParser, budgets: tuple[int, ...],
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="auto = fp32 on CPU; bf16 on CUDA if the weights fit in 40%% of GPU "
                         "memory, else nf4 (default: %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
-                        help="rows decoded together; halved on CUDA OOM (default: %(default)s)")
+    parser.add_argument("--batch-size", type=batch_size, default=defaults.batch_size,
+                        help="rows decoded together, or 'auto' (fits free GPU memory; 16 on "
+                        "CPU); halved on CUDA OOM (default: %(default)s)")
     parser.add_argument("--temperature", type=non_negative_float, default=sampling.temperature,
                         help="0 = greedy (default: %(default)s)")
     parser.add_argument("--top-p", type=probability, default=sampling.top_p,

@@ -75,7 +75,7 @@ class RunConfig:
     num_samples: int | None = None  # number of problems; None = the whole dataset
     seed: int = 1234  # drives problem sampling, generation noise and bootstrap resampling
     precision: str = "auto"  # see utils.resolve_precision for the rule
-    batch_size: int = 32  # rows decoded together; halved automatically on CUDA out-of-memory
+    batch_size: int = 32  # rows decoded together (0 = auto: fits free GPU memory); halved on OOM
     budgets: tuple[int, ...] = MAIN_BUDGETS  # token budgets this phase reports
     sampling: SamplingConfig = SamplingConfig()  # greedy unless a phase says otherwise
     samples_per_problem: int = 1  # rollouts per problem (phase 1b: k samples)

@@ -92,6 +92,8 @@ def collect_rollouts(cfg: RunConfig, phase: str, problems: list[Problem], overwr
         stats["device"] = utils.device_description(lm)
         log.start()
         prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
+        size = cfg.batch_size or utils.auto_batch_size(lm, prompts, cfg.max_budget)
+        stats["batch_size"] = size  # the size actually used (``auto`` resolved)
         seeds = [utils.row_seed(cfg.seed, p.problem_id, s) for p, s in pending]
 
         def persist(indices: list[int], rollouts: list[utils.Rollout]) -> None:
@@ -101,7 +103,7 @@ def collect_rollouts(cfg: RunConfig, phase: str, problems: list[Problem], overwr
 
         started = time.perf_counter()
         rollouts = utils.generate_rollouts(lm, prompts, cfg.max_budget, cfg.sampling, seeds,
-                                           cfg.batch_size, on_batch=persist, progress=progress)
+                                           size, on_batch=persist, progress=progress)
         stats["generation_s"] = round(time.perf_counter() - started, 3)
         stats["generated_tokens"] = sum(len(r.token_ids) for r in rollouts)
         stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9),

@@ -1,0 +1,1 @@
+"""Benchmarks users can run: ``python -m bench.bench_generation --help``."""

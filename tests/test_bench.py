@@ -1,0 +1,75 @@
+"""The generation benchmark runs small on CPU: same work for both engines, identical greedy."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import torch
+
+from bench import bench_generation as bench
+
+
+def test_stop_lengths_follow_the_spec_distribution():
+    lengths = bench.stop_lengths(4000, 2048, seed=5)
+    beyond = sum(n > 2048 for n in lengths) / len(lengths)
+    assert abs(statistics.median(lengths) - 280) < 25
+    assert 0.08 < beyond < 0.12
+    assert min(lengths) >= 1 and max(lengths) == 2049
+    assert lengths == bench.stop_lengths(4000, 2048, seed=5)
+
+
+def test_forced_stops_mask_eos_before_and_force_it_at_the_stop():
+    logits = torch.zeros(3, 10)
+    logits[:, 2] = 5.0  # EOS would win everywhere
+    out = bench.force_stops(logits, torch.tensor([0, 3, 4]), torch.tensor([5, 4, 9]), (2, 7))
+    choice = out.argmax(dim=-1).tolist()
+    assert choice[1] == 2  # step 3 is the 4th token: the stop
+    assert choice[0] != 2 and choice[2] != 2 and out[0, 7] == float("-inf")
+    assert torch.isinf(out[1]).sum() == 9  # only EOS survives at the stop
+
+
+def test_workload_reuses_phase1_for_phase3_only_when_budgets_fit():
+    prompts = [[1, 2, 3]] * 4
+    work = bench.build_workload(prompts, [16, 32], [12, 20], [16], 3, 1, "ids")
+    names = {p.name: p for p in work.phases}
+    assert names["phase3"].reuses == "phase1" and names["phase1"].reuses is None
+    assert len(names["phase1b"].prompt_index) == 12
+    assert names["phase3"].stops == names["phase1"].stops
+    wider = bench.build_workload(prompts, [16], [12, 20], [], 0, 1, "ids")
+    assert [p.name for p in wider.phases] == ["phase1", "phase3"]
+    assert wider.phases[1].reuses is None
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    code = bench.main(["--model", "tiny", "--num-prompts", "6", "--batch-size", "3",
+                       "--budgets", "8", "16", "24", "--cliff-budgets", "12", "20",
+                       "--stochastic-budgets", "12", "16", "--samples", "2", "--device", "cpu",
+                       "--out", str(out)])
+    assert code == 0
+    return json.loads(out.read_text())
+
+
+def test_benchmark_report_structure(report):
+    for engine in ("baseline", "ours"):
+        run = report[engine]
+        assert run["precision"] == "fp32" and run["wall_s"] > 0 and run["peak_mem_mib"] > 0
+        assert run["tokens_per_s"] == pytest.approx(run["generated_tokens"] / run["wall_s"],
+                                                    rel=0.01)
+        assert set(run["phases"]) == {"phase1", "phase3", "phase1b"}
+    assert report["ours"]["phases"]["phase3"]["reused"] == "phase1"
+    assert report["baseline"]["phases"]["phase1"]["calls"] == 3 * 2  # budgets x batches
+    assert report["speedup"] > 0
+    assert report["workload"]["num_prompts"] == 6
+    assert report["device"].startswith("cpu")
+
+
+def test_benchmark_engines_do_the_same_greedy_work(report):
+    check = report["check"]
+    assert check["greedy_identical"] is True and check["rows_mismatched"] == 0
+    assert check["rows_compared"] == 6 * 5  # phase-1 and phase-3 budgets, every prompt
+    # ours generates each row once; the baseline regenerates it at every budget
+    assert report["ours"]["generated_tokens"] < report["baseline"]["generated_tokens"]
