@@ -1,0 +1,59 @@
+"""run_all.py end to end on the tiny model: the annotation gate, --auto-annotate, every phase."""
+
+from __future__ import annotations
+
+import pytest
+
+import run_all
+import store
+
+
+@pytest.fixture()
+def study_flags(tiny_model_dir, arith_file, tmp_path) -> tuple[list[str], dict]:
+    dirs = {name: tmp_path / name for name in ("results", "annotations", "figures")}
+    flags = ["--all", "--model", str(tiny_model_dir), "--dataset", str(arith_file),
+             "--budgets", "4", "8", "16", "--stochastic-budgets", "8", "16", "--samples", "2",
+             "--cliff-budgets", "4", "8", "12", "--annotate-budgets", "8", "16",
+             "--per-budget", "3", "--batch-size", "4", "--quiet"]
+    flags += [f"--{name}-dir={path}" for name, path in dirs.items()]
+    return flags, dirs
+
+
+def test_all_stops_at_the_gate_then_auto_annotate_finishes(study_flags, capsys):
+    flags, dirs = study_flags
+    assert run_all.main(flags) == run_all.GATE_EXIT_CODE == 3
+    out = capsys.readouterr().out
+    for budget in (8, 16):
+        assert f"annotate_errors_budget{budget}.tsv: 3 rows unlabelled" in out
+    assert "phase2_annotate.py --model" in out and "--annotations-dir" in out
+    tag = next(dirs["results"].glob("phase1_combined_*.json")).stem[len("phase1_combined_"):]
+    # Everything that needs no labels ran before the gate; the analysis did not.
+    assert store.phase1b_summary_path(dirs["results"], tag).exists()
+    assert store.phase3_structure_path(dirs["results"], tag).exists()
+    assert not store.phase2_analysis_path(dirs["results"], tag).exists()
+    assert (dirs["figures"] / f"fig1_saturation_curve_{tag}.png").exists()
+    # The same command with --auto-annotate reuses the finished phases and goes through.
+    assert run_all.main([*flags, "--auto-annotate"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing finished results" in out and "filled 6 rows" in out
+    analysis = store.read_json(store.phase2_analysis_path(dirs["results"], tag))
+    assert analysis  # written once every row is labelled
+    assert (dirs["results"] / f"report_{tag}.md").exists()
+    cliff = store.read_json(store.phase3_cliff_summary_path(dirs["results"], tag))
+    assert cliff["provenance"]["rollouts_generated"] == 0  # phase 3 came from phase 1
+
+
+def test_demo_preset_is_overridden_by_explicit_flags():
+    args = run_all.build_parser().parse_args(["--demo", "--num-samples", "5", "--samples", "2"])
+    options = run_all.resolved_options(args)
+    assert options["model"] == "smollm2-135m" and options["dataset"] == "arith"
+    assert options["num_samples"] == 5 and options["stochastic_samples"] == 2
+    assert options["auto_annotate"] is True
+    argv = run_all.phase_argv("phase1b", options, args)
+    assert argv[argv.index("--samples") + 1] == "2"
+    assert argv[argv.index("--budgets") + 1:argv.index("--budgets") + 3] == ["128", "256"]
+
+
+def test_nothing_to_run_prints_help_and_exits_2(capsys):
+    assert run_all.main([]) == 2
+    assert "--all" in capsys.readouterr().out
