@@ -161,7 +161,7 @@ def _run_phase(module_name: str, argv: list[str]) -> int:
 def annotation_gate(o: dict) -> int:
     """0 when every TSV row is labelled (after --auto-annotate if asked), else the gate code."""
     import phase2_prepare
-    from annotations_io import AnnotationError
+    from annotations_io import AnnotationError, budget_of
     from cli import fail
 
     folder = Path(o.get("annotations_dir") or RunConfig().annotations_dir)
@@ -175,7 +175,7 @@ def annotation_gate(o: dict) -> int:
     if not pending:
         return 0
     print("\nWaiting for annotations — label these rows, then run the same command again:")
-    for path, n in sorted(pending.items()):
+    for path, n in sorted(pending.items(), key=lambda item: budget_of(item[0]) or 0):
         print(f"  {path}: {n} rows unlabelled")
     where = f" --annotations-dir {folder}" if o.get("annotations_dir") else ""
     print(f"  label interactively:  python phase2_annotate.py --model {o['model']}{where}")

@@ -272,5 +272,6 @@ def print_phase_output(label: str, output: PhaseOutput, results_dir: Path, table
     print(table)
     prov = output.summary["provenance"]
     if prov.get("tokens_per_s"):
-        print(f"generated {prov['generated_tokens']} tokens in {prov['generation_s']:.1f} s "
+        when = "when first run: " if output.reused else ""
+        print(f"{when}generated {prov['generated_tokens']} tokens in {prov['generation_s']:.1f} s "
               f"({prov['tokens_per_s']:.0f} tok/s) on {prov['device']}")
