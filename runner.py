@@ -46,14 +46,20 @@ def rollout_config(cfg: RunConfig, phase: str, problems: list[Problem]) -> dict:
     }
 
 
-def check_finished(summary_path: Path, config: dict, overwrite: bool) -> dict | None:
-    """The finished summary when it matches this config; error when it was made under another."""
+def check_finished(summary_path: Path, config: dict, budgets: tuple[int, ...],
+                   overwrite: bool) -> dict | None:
+    """The finished summary when it matches this config; error when it was made under another.
+
+    Same rollouts but other budgets (up to the same largest one) returns None: the records are
+    then re-derived from the stored rollouts without generating.
+    """
     if overwrite or not summary_path.exists():
         return None
     summary = store.read_json(summary_path)
     old = summary.get("provenance", {})
     if old.get("fingerprint") == store.fingerprint(config):
-        return summary
+        same_budgets = old.get("config", {}).get("budgets") == list(budgets)
+        return summary if same_budgets else None
     raise store.ResultsError(
         f"{summary_path}: finished results from a different configuration "
         f"({store.describe_diff(old.get('rollout_config', {}), config)}); "
@@ -148,7 +154,7 @@ def run_budget_phase(cfg: RunConfig, phase: str, record_path: Callable[[int], Pa
     problems = load_problems(cfg.dataset, cfg.num_samples, cfg.seed, cfg.data_dir)
     config = rollout_config(cfg, phase, problems)
     fingerprint = store.fingerprint(config)
-    finished = check_finished(summary_path, config, overwrite)
+    finished = check_finished(summary_path, config, cfg.budgets, overwrite)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
     reused_from, seeds = None, None

@@ -14,6 +14,7 @@ import pytest
 
 import phase1_main
 import run_all
+import runner
 import store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,3 +180,23 @@ def test_missing_model_offline_is_a_clear_error(tmp_path, capsys, monkeypatch, a
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot load model" in err and len(err.splitlines()) == 1
     assert not list(results.rglob("*.json*"))
+
+
+def test_other_budgets_are_rederived_from_stored_rollouts(tiny_model_dir, arith_file, tmp_path,
+                                                          capsys, monkeypatch):
+    results = tmp_path / "results"
+    assert phase1_main.main(phase1_args(tiny_model_dir, arith_file, results)) == 0
+    capsys.readouterr()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not be loaded")
+
+    monkeypatch.setattr(runner.utils, "load_model", no_model)
+    argv = phase1_args(tiny_model_dir, arith_file, results)
+    argv[argv.index("--budgets") + 1] = "6"  # budgets 6 12: same largest budget, same rollouts
+    assert phase1_main.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reusing" not in out and "\n6 " in out
+    combined = store.read_json(next(results.glob("phase1_combined_*.json")))
+    assert sorted(int(b) for b in combined["budgets"]) == [6, 12]
+    assert combined["provenance"]["rollouts_generated"] == 0
