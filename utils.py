@@ -283,7 +283,7 @@ def gumbel_noise(row_seeds: torch.Tensor, step: int | torch.Tensor, vocab: int) 
     running batch later are at earlier steps than their neighbours).
     """
     state = _row_states(row_seeds, step)
-    return _gumbel(_pcg_hash(_pcg_hash(state[:, None] ^ _token_hashes(vocab, state.device)[None])))
+    return _token_noise(state[:, None], _token_hashes(vocab, state.device)[None])
 
 
 def _row_states(row_seeds: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
@@ -291,10 +291,21 @@ def _row_states(row_seeds: torch.Tensor, step: int | torch.Tensor) -> torch.Tens
     return _pcg_hash((row_seeds.long() ^ _pcg_hash(steps)) & _MASK32)
 
 
+def _hash_tokens(token_ids: torch.Tensor) -> torch.Tensor:
+    """The per-token half of the noise hash (the row/step half is ``_row_states``)."""
+    return _pcg_hash(token_ids.long() + 0x9E3779B9)
+
+
 @functools.lru_cache(maxsize=8)
 def _token_hashes(vocab: int, device: torch.device) -> torch.Tensor:
-    """The per-token half of the noise hash: the same at every step, so computed once."""
-    return _pcg_hash(torch.arange(vocab, device=device, dtype=torch.long) + 0x9E3779B9)
+    """``_hash_tokens`` of the whole vocabulary: the same at every step, so computed once."""
+    return _hash_tokens(torch.arange(vocab, device=device, dtype=torch.long))
+
+
+def _token_noise(states: torch.Tensor, token_hashes: torch.Tensor) -> torch.Tensor:
+    """The Gumbel noise of (row state, token): the one formula every sampling path uses, so the
+    fast paths draw exactly what ``gumbel_noise`` gives (shapes broadcast)."""
+    return _gumbel(_pcg_hash(_pcg_hash(states ^ token_hashes)))
 
 
 def _gumbel(bits: torch.Tensor) -> torch.Tensor:
@@ -362,8 +373,7 @@ def _gumbel_argmax_among(values: torch.Tensor, ids: torch.Tensor, inside: torch.
     The noise of a token is the same as in ``gumbel_noise``; ties go to the lowest token id,
     as a full-vocabulary argmax would give them.
     """
-    tokens = _pcg_hash(ids.long() + 0x9E3779B9)  # the per-token hash, for these ids only
-    noise = _gumbel(_pcg_hash(_pcg_hash(states[:, None] ^ tokens)))
+    noise = _token_noise(states[:, None], _hash_tokens(ids))  # for these ids only
     scores = torch.where(inside, values + noise, float("-inf"))
     best = scores.max(dim=-1, keepdim=True).values
     return torch.where(scores == best, ids, torch.iinfo(torch.long).max).min(dim=-1).values
@@ -375,10 +385,10 @@ def _gumbel_argmax(logp: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     tokens = _token_hashes(logp.shape[-1], logp.device)
     kept = torch.isfinite(logp)
     if 4 * int(kept.sum()) >= kept.numel():
-        return (logp + _gumbel(_pcg_hash(_pcg_hash(states[:, None] ^ tokens[None])))).argmax(-1)
+        return (logp + _token_noise(states[:, None], tokens[None])).argmax(-1)
     rows, cols = kept.nonzero(as_tuple=True)
     scores = torch.full_like(logp, float("-inf"))
-    noise = _gumbel(_pcg_hash(_pcg_hash(states[rows] ^ tokens[cols])))
+    noise = _token_noise(states[rows], tokens[cols])
     scores[rows, cols] = logp[rows, cols] + noise
     return scores.argmax(dim=-1)
 
