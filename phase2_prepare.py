@@ -168,8 +168,8 @@ def pending_labels(annotations_dir: Path) -> dict[Path, int]:
 
 
 def describe_pending(pending: dict[Path, int]) -> list[str]:
-    return [f"  {path}: {count} row(s) still need an error_type"
-            for path, count in pending.items() if count]
+    """One line per TSV that still has unlabelled rows, in the order given (budget order)."""
+    return [f"  {path}: {count} rows unlabelled" for path, count in pending.items() if count]
 
 
 def auto_annotate(annotations_dir: Path) -> int:

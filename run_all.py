@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import phase2_prepare
 from cli import Parser, batch_size, positive_int
 from config import (
     ANNOTATION_SAMPLES,
@@ -42,7 +43,7 @@ DEMO = {
 # --all order: every compute-heavy phase first, so a GPU run finishes in one sitting and only the
 # cheap analysis waits for hand labels (the gate sits right before phase2_analyze).
 PHASES = ("phase1", "phase1b", "phase2_prepare", "phase3", "phase2_analyze", "visualize")
-GATE_EXIT_CODE = 3
+GATE_EXIT_CODE = phase2_prepare.GATE_EXIT_CODE  # 3: waiting for annotations
 
 
 def build_parser() -> Parser:
@@ -160,8 +161,7 @@ def _run_phase(module_name: str, argv: list[str]) -> int:
 
 def annotation_gate(o: dict) -> int:
     """0 when every TSV row is labelled (after --auto-annotate if asked), else the gate code."""
-    import phase2_prepare
-    from annotations_io import AnnotationError, budget_of
+    from annotations_io import AnnotationError
     from cli import fail
 
     folder = Path(o.get("annotations_dir") or RunConfig().annotations_dir)
@@ -169,14 +169,13 @@ def annotation_gate(o: dict) -> int:
         if o.get("auto_annotate"):
             filled = phase2_prepare.auto_annotate(folder)
             print(f"auto-annotate: filled {filled} rows from suggestions (annotator=auto)")
-        pending = {path: n for path, n in phase2_prepare.pending_labels(folder).items() if n}
+        lines = phase2_prepare.describe_pending(phase2_prepare.pending_labels(folder))
     except AnnotationError as exc:
         return fail(exc.problems[0] if exc.problems else str(exc))
-    if not pending:
+    if not lines:
         return 0
     print("\nWaiting for annotations — label these rows, then run the same command again:")
-    for path, n in sorted(pending.items(), key=lambda item: budget_of(item[0]) or 0):
-        print(f"  {path}: {n} rows unlabelled")
+    print("\n".join(lines))
     where = f" --annotations-dir {folder}" if o.get("annotations_dir") else ""
     print(f"  label interactively:  python phase2_annotate.py --model {o['model']}{where}")
     print(f"  then continue:        python {' '.join(sys.argv)}")
