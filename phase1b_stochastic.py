@@ -24,11 +24,11 @@ from itertools import pairwise
 
 import numpy as np
 
-import grading
-import runner
-import stats
-import store
-from cli import Parser, add_run_args, fail, positive_int, probability, run_config_from_args
+from study import grading
+from study import runner
+from study import stats
+from study import store
+from study.cli import Parser, add_run_args, fail, positive_int, probability, run_config_from_args
 from config import STOCHASTIC_BUDGETS, STOCHASTIC_SAMPLING, RunConfig
 
 PHASE = "phase1b"

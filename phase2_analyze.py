@@ -23,9 +23,9 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import stats
-import store
-from annotations_io import (
+from study import stats
+from study import store
+from study.annotations import (
     ERROR_TYPES,
     RECOVERABLE,
     AnnotationError,
@@ -34,7 +34,7 @@ from annotations_io import (
     read_table,
     select_tsvs,
 )
-from cli import Parser, fail, positive_int
+from study.cli import Parser, fail, positive_int
 from config import RunConfig
 from phase2_prepare import load_records
 

@@ -26,8 +26,8 @@ import textwrap
 from fractions import Fraction
 from pathlib import Path
 
-import arith_check
-from annotations_io import (
+from study import arith_check
+from study.annotations import (
     AnnotationError,
     Table,
     is_labelled,
@@ -35,7 +35,7 @@ from annotations_io import (
     select_tsvs,
     write_table,
 )
-from cli import Parser, fail, positive_int
+from study.cli import Parser, fail, positive_int
 from config import RunConfig
 
 TYPE_KEYS = {"a": "arithmetic", "s": "setup", "l": "logic", "i": "incomplete",

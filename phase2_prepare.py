@@ -30,10 +30,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import arith_check
-import grading
-import store
-from annotations_io import (
+from study import arith_check
+from study import grading
+from study import store
+from study.annotations import (
     AnnotationError,
     format_bool,
     has_human_work,
@@ -43,7 +43,7 @@ from annotations_io import (
     tsv_path,
     write_table,
 )
-from cli import Parser, fail, positive_int
+from study.cli import Parser, fail, positive_int
 from config import ANNOTATION_SAMPLES, RunConfig, model_tag
 
 GATE_EXIT_CODE = 3  # run_all --all: 0 ok, 2 user error, 3 waiting for annotation labels

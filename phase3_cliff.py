@@ -23,10 +23,10 @@ from functools import partial
 
 import numpy as np
 
-import runner
-import stats
-import store
-from cli import Parser, add_run_args, fail, run_config_from_args
+from study import runner
+from study import stats
+from study import store
+from study.cli import Parser, add_run_args, fail, run_config_from_args
 from config import CLIFF_BUDGETS, RunConfig, SamplingConfig
 
 PHASE = "phase3"

@@ -29,12 +29,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import stats
-import store
-import structure
+from study import stats
+from study import store
+from study import structure
 import utils
-from arith_check import find_arithmetic_steps
-from cli import Parser, fail
+from study.arith_check import find_arithmetic_steps
+from study.cli import Parser, fail
 from config import RunConfig, model_tag
 
 GROUPS = ("below", "inside", "above")

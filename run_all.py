@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import phase2_prepare
-from cli import Parser, batch_size, positive_int
+from study.cli import Parser, batch_size, positive_int
 from config import (
     ANNOTATION_SAMPLES,
     CLIFF_BUDGETS,
@@ -161,8 +161,8 @@ def _run_phase(module_name: str, argv: list[str]) -> int:
 
 def annotation_gate(o: dict) -> int:
     """0 when every TSV row is labelled (after --auto-annotate if asked), else the gate code."""
-    from annotations_io import AnnotationError
-    from cli import fail
+    from study.annotations import AnnotationError
+    from study.cli import fail
 
     folder = Path(o.get("annotations_dir") or RunConfig().annotations_dir)
     try:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-import batching
+from engine import batching
 from config import ModelSpec, SamplingConfig, resolve_model
 
 log = logging.getLogger("saturation")

@@ -37,8 +37,8 @@ from matplotlib.ticker import (  # noqa: E402
     PercentFormatter,
 )
 
-import report  # noqa: E402
-from cli import Parser, fail  # noqa: E402
+from study import report  # noqa: E402
+from study.cli import Parser, fail  # noqa: E402
 from config import RunConfig, model_tag  # noqa: E402
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies (yellow left out:

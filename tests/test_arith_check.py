@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import arith_check
-from arith_check import arithmetic_errors, count_operations, find_arithmetic_steps, safe_eval
+from study import arith_check
+from study.arith_check import arithmetic_errors, count_operations, find_arithmetic_steps, safe_eval
 
 F = Fraction
 

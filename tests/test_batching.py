@@ -7,7 +7,7 @@ from collections import deque
 import pytest
 import torch
 
-import batching
+from engine import batching
 import utils
 from config import SamplingConfig
 

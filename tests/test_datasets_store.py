@@ -8,24 +8,24 @@ import pandas as pd
 import pytest
 
 import config
-import datasets_io
-import store
+from study import problems as problems_io
+from study import store
 
 
 def test_arith_demo_set_is_seeded_and_stable():
-    a = datasets_io.load_problems("arith", 5, 7, config.REPO_ROOT / "data")
-    b = datasets_io.load_problems("arith", 8, 7, config.REPO_ROOT / "data")
+    a = problems_io.load_problems("arith", 5, 7, config.REPO_ROOT / "data")
+    b = problems_io.load_problems("arith", 8, 7, config.REPO_ROOT / "data")
     assert a == b[:5]  # smaller runs are prefixes of larger ones
     assert [p.problem_id for p in a] == [f"arith-s7-{i:05d}" for i in range(5)]
     for problem in a:
         assert problem.prompt == problem.question + " Let's think step by step."
         assert problem.answer.lstrip("-").isdigit()
         assert "*" in problem.question or "+" in problem.question
-    assert datasets_io.load_problems("arith", 5, 8, config.REPO_ROOT / "data") != a
+    assert problems_io.load_problems("arith", 5, 8, config.REPO_ROOT / "data") != a
 
 
 def test_gsm_symbolic_is_offline_with_numeric_gold():
-    problems = datasets_io.load_problems("gsm-symbolic", 3, 1, config.REPO_ROOT / "data")
+    problems = problems_io.load_problems("gsm-symbolic", 3, 1, config.REPO_ROOT / "data")
     assert len(problems) == 3 and all(p.answer.lstrip("-").replace(".", "").isdigit()
                                       for p in problems)
     assert problems[0].prompt.endswith("\\boxed{}.")
@@ -44,23 +44,23 @@ def test_local_files_in_every_format(tmp_path, suffix):
         pd.DataFrame(rows).to_csv(path, index=False)
     else:
         pd.DataFrame(rows).to_parquet(path)
-    problems = datasets_io.load_problems(str(path), None, 0, tmp_path)
+    problems = problems_io.load_problems(str(path), None, 0, tmp_path)
     assert [p.answer for p in problems] == ["7", "1250"]
     assert [p.problem_id for p in problems] == ["set-00000", "set-00001"]
-    assert datasets_io.load_problems(str(path), 1, 0, tmp_path) == problems[:1]
+    assert problems_io.load_problems(str(path), 1, 0, tmp_path) == problems[:1]
 
 
 def test_local_file_without_answer_column_names_the_row(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n" + json.dumps({"q": 1}))
-    with pytest.raises(datasets_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
-        datasets_io.load_problems(str(path), None, 0, tmp_path)
+    with pytest.raises(problems_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
+        problems_io.load_problems(str(path), None, 0, tmp_path)
 
 
 def test_gsm8k_uses_the_local_cache_before_the_hub(tmp_path):
-    cache = tmp_path / datasets_io.GSM8K_CACHE_NAME
+    cache = tmp_path / problems_io.GSM8K_CACHE_NAME
     cache.write_text(json.dumps({"question": "Q?", "answer": "work\n#### 1,234"}) + "\n")
-    problems = datasets_io.load_problems("gsm8k", None, 0, tmp_path)
+    problems = problems_io.load_problems("gsm8k", None, 0, tmp_path)
     assert problems[0].problem_id == "gsm8k-test-00000" and problems[0].answer == "1234"
     assert problems[0].prompt.startswith("Q?\nPlease reason step by step")
 
@@ -68,8 +68,8 @@ def test_gsm8k_uses_the_local_cache_before_the_hub(tmp_path):
 def test_gsm8k_offline_says_how_to_supply_a_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(datasets_io.DatasetError, match="gsm8k_test.jsonl"):
-        datasets_io.load_problems("gsm8k", 3, 0, tmp_path / "data")
+    with pytest.raises(problems_io.DatasetError, match="gsm8k_test.jsonl"):
+        problems_io.load_problems("gsm8k", 3, 0, tmp_path / "data")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import run_all
-import store
+from study import store
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"

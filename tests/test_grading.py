@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from grading import (
+from study.grading import (
     Grade,
     extract_flexible,
     extract_strict,

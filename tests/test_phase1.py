@@ -14,8 +14,8 @@ import pytest
 
 import phase1_main
 import run_all
-import runner
-import store
+from study import runner
+from study import store
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"problem_id", "question", "ground_truth", "generated", "predicted",

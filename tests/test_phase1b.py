@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import phase1b_stochastic as p1b
-import store
+from study import store
 import utils
 from config import model_tag
 

@@ -10,9 +10,9 @@ from test_phase2_fixtures import MODEL, dirs, record, standard_results
 
 import phase2_analyze as analyze
 import phase2_prepare as prep
-import stats
-import store
-from annotations_io import read_table, render_table, tsv_path, write_table
+from study import stats
+from study import store
+from study.annotations import read_table, render_table, tsv_path, write_table
 
 # budget -> problem -> (error_type, recoverable, annotator)
 LABELS = {

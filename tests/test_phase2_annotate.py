@@ -9,7 +9,7 @@ from test_phase2_fixtures import dirs, standard_results
 
 import phase2_annotate as annot
 import phase2_prepare as prep
-from annotations_io import read_table, tsv_path
+from study.annotations import read_table, tsv_path
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from annotations_io import (
+from study.annotations import (
     COLUMNS,
     AnnotationError,
     check_table,

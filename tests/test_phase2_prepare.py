@@ -6,7 +6,7 @@ import pytest
 from test_phase2_fixtures import QUESTION, dirs, record, standard_results
 
 import phase2_prepare as prep
-from annotations_io import read_table, tsv_path, write_table
+from study.annotations import read_table, tsv_path, write_table
 
 
 def errors_of(spec: dict[int, list[str]]) -> dict[int, list[dict]]:

@@ -10,11 +10,11 @@ import pytest
 import phase1_main
 import phase3_cliff
 import phase3_structure as p3s
-import runner
-import store
+from study import runner
+from study import store
 import utils
 from config import RunConfig, model_tag
-from datasets_io import load_problems
+from study.problems import load_problems
 
 # ------------------------------------------------------------------ cliff: reuse end to end
 

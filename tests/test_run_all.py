@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import run_all
-import store
+from study import store
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import stats
+from study import stats
 
 # --------------------------------------------------------------------------- Wilson
 

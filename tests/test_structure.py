@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from structure import (
+from study.structure import (
     PHASES,
     Segment,
     analyze_solution,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-import report
-import store
+from study import report
+from study import store
 import visualize
 
 MODEL, OTHER = "m-a", "m-b"

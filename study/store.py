@@ -24,6 +24,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from study.errors import ResultsError  # re-exported: callers catch store.ResultsError
+from study.schema import RECORD_KEYS, Record
+
 SCHEMA_VERSION = 1
 _TRACKED_PACKAGES = (
     "torch", "transformers", "accelerate", "bitsandbytes", "datasets", "reasoning-gym",
@@ -31,8 +34,6 @@ _TRACKED_PACKAGES = (
 )
 
 
-class ResultsError(Exception):
-    """A results file is missing, unreadable or from a different configuration (user-fixable)."""
 
 
 # ---------------------------------------------------------------- paths
@@ -69,6 +70,19 @@ def phase3_cliff_summary_path(results_dir: Path, model_tag: str) -> Path:
 
 def phase3_structure_path(results_dir: Path, model_tag: str) -> Path:
     return Path(results_dir) / f"phase3_structure_analysis_{model_tag}.json"
+
+
+def read_records(path: Path) -> list[Record]:
+    """A record file, checked for every field of the record schema (ResultsError if not)."""
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise ResultsError(f"{path}: expected a JSON list of records; re-run the phase")
+    for index, record in enumerate(records):
+        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise ResultsError(f"{path}: record {index} lacks {', '.join(missing)}; "
+                               "re-run the phase")
+    return records
 
 
 def rollouts_path(results_dir: Path, phase: str, model_tag: str) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import store
+from study import store
 from config import RunConfig, model_tag
 
 # Summary key -> (path of its file, what it holds). The order is the order phases run in.

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from grading import parse_gold
+from study.grading import parse_gold
 
 # Qwen2.5's recommended math instruction; chat models then end with a boxed answer we can grade.
 GSM8K_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import grading
-import store
+from study import grading
+from study import store
 import utils
 from config import RunConfig
-from datasets_io import DatasetError, Problem, load_problems
+from study.problems import DatasetError, Problem, load_problems
 
 PROMPT_FORMAT_VERSION = 1  # bump when prompts change so old rollouts are not silently reused
 
@@ -181,7 +181,7 @@ def run_budget_phase(cfg: RunConfig, phase: str, record_path: Callable[[int], Pa
 
 def budget_table_rows(records: list[dict]) -> dict:
     """Per-budget numbers shared by phases 1 and 3: accuracy (Wilson CI), tokens, cut rate."""
-    import stats
+    from study import stats
 
     n = len(records)
     n_correct = sum(r["correct"] for r in records)

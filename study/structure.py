@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from arith_check import count_operations, find_arithmetic_steps
+from study.arith_check import count_operations, find_arithmetic_steps
 
 PHASES = ("setup", "computation", "verification")
 

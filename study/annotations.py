@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from store import atomic_write_text
+from study.store import atomic_write_text
 
 ERROR_TYPES: tuple[str, ...] = (
     "arithmetic", "setup", "logic", "incomplete", "format", "hallucination",
