@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import ConfigError
+from utils import KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
 
 # Root of the repository: default folders are resolved against it so phases work from any cwd.
 REPO_ROOT = Path(__file__).resolve().parent
 # The offline demo preset; ``run_all.py --demo`` is ``--all --config`` this file.
 DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
-PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
-KV_LAYOUTS = ("auto", "static", "growing")
 DATASETS = ("gsm8k", "gsm-symbolic", "arith")  # plus any local .jsonl/.json/.csv/.parquet file
 
 
@@ -57,11 +56,13 @@ class ModelConfig:
     batch_size: int = opt(32, flag="--batch-size",
                           help="rows decoded together, or 'auto' (fits free GPU memory; 16 on "
                           "CPU); halved on CUDA OOM")
-    # auto: CUDA graphs over a static cache on CUDA bf16/fp32, falling back to eager if that
-    # fails; a growing cache elsewhere.
+    # auto: CUDA graphs over a static cache on CUDA bf16/fp32, a growing cache elsewhere; a
+    # failed compile or capture warns once and continues eagerly.
     kv_layout: str = opt("auto", flag="--kv-layout", choices=KV_LAYOUTS,
-                         help="KV cache: auto (static + CUDA graphs on CUDA, eager fallback), "
-                         "static (fixed slots, eager) or growing")
+                         help="KV cache: auto (static cache + CUDA graphs on CUDA bf16/fp32, "
+                         "growing elsewhere), static (static cache everywhere, compiled where "
+                         "CUDA graphs work) or growing (never compiled); a failed compile warns "
+                         "once and continues eagerly")
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,6 @@ class StudyConfig:
     @property
     def model_tag(self) -> str:
         """File-name-safe model name (the alias, or a sanitised hub id / folder name)."""
-        from engine.loading import model_tag
-
         return model_tag(self.model.name)
 
 
@@ -287,6 +286,8 @@ def from_mapping(data: dict[str, Any], base: Any = None, source: str = "config",
             changes[key] = from_mapping(value, getattr(base, key), source, hint, f"{prefix}{key}.")
         else:
             changes[key] = coerce(value, hint, where)
+            if key == "budgets" and changes[key] is not None:  # a grid: sorted, no repeats
+                changes[key] = tuple(sorted(set(changes[key])))
             choices = known[key].metadata.get("choices")
             values = changes[key] if isinstance(changes[key], tuple) else (changes[key],)
             if choices and any(v not in choices for v in values):
@@ -306,5 +307,6 @@ def load_yaml(path: Path, base: StudyConfig | None = None) -> StudyConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(f"{path}{line}: not valid YAML ({problem})") from None
     return from_mapping(data, base=base, source=str(path))

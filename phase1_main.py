@@ -14,60 +14,47 @@ from __future__ import annotations
 
 import sys
 
-from study import runner
-from study import stats
-from study import store
-from study.cli import Parser, add_run_args, fail, run_config_from_args
-from config import MAIN_BUDGETS, RunConfig, SamplingConfig
+from config import StudyConfig
+from study import console, runner, stats, store
+from study.cli import config_parser, run_command
+from study.schema import Phase1Summary, Record
 
 PHASE = "phase1"
+# Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
+SHOWN = ("seed", "model", "data", "generation", "phase1", "paths.results_dir", "paths.data_dir",
+         "run")
+PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 
-def summarize(by_budget: dict[int, list[dict]]) -> dict:
+def summarize(by_budget: dict[int, list[Record]], confidence: float) -> dict:
     """Per-budget accuracy with Wilson CIs, and the saturation budget."""
-    rows = {str(b): {"budget": b, **runner.budget_table_rows(recs)}
+    rows = {str(b): {"budget": b, **runner.budget_table_rows(recs, confidence)}
             for b, recs in by_budget.items()}
     points = {int(b): (r["accuracy"], r["ci_low"], r["ci_high"]) for b, r in rows.items()}
     return {"budgets": rows, "saturation_budget": stats.saturation_budget(points)}
 
 
-def format_table(summary: dict) -> str:
-    """The spec's Budget / Accuracy / Avg Tokens table, plus the 95 % CI and the cut rate."""
-    lines = [f"{'Budget':<8}{'Accuracy':>10}{'95% CI':>18}{'Avg Tokens':>12}{'Cut':>8}",
-             "-" * 56]
-    for row in sorted(summary["budgets"].values(), key=lambda r: r["budget"]):
-        ci = f"[{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
-        lines.append(f"{row['budget']:<8}{100 * row['accuracy']:>9.1f}%{ci:>18}"
-                     f"{row['avg_tokens']:>12.1f}{100 * row['hit_budget_rate']:>7.0f}%")
+def format_table(summary: Phase1Summary) -> str:
+    """The accuracy table and the saturation budget."""
     n = next(iter(summary["budgets"].values()))["n"]
-    lines.append(f"n = {n} problems; Cut = share of generations stopped by the budget; "
-                 f"saturation budget: {summary.get('saturation_budget')}")
-    return "\n".join(lines)
+    return (f"{console.accuracy_table(summary['budgets'])}\n"
+            f"n = {n} problems; Cut = share of generations stopped by the budget; "
+            f"saturation budget: {summary.get('saturation_budget')}")
 
 
-def run(cfg: RunConfig, overwrite: bool = False, device: str | None = None,
-        progress: bool = True) -> runner.PhaseOutput:
-    return runner.run_budget_phase(
-        cfg, PHASE, lambda b: store.phase1_record_path(cfg.results_dir, cfg.model_tag, b),
-        store.phase1_combined_path(cfg.results_dir, cfg.model_tag), summarize,
-        overwrite=overwrite, device=device, progress=progress)
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="phase1_main.py", description=__doc__.split("\n\n")[0])
-    add_run_args(parser, MAIN_BUDGETS, SamplingConfig())
-    return parser
+def run(cfg: StudyConfig) -> Phase1Summary:
+    """Generate (or resume, or reuse) phase 1, write its files, print its table."""
+    results, tag = cfg.paths.results_dir, cfg.model_tag
+    output = runner.run_budget_phase(
+        cfg, runner.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),
+        store.phase1_combined_path(results, tag),
+        lambda by_budget: summarize(by_budget, cfg.statistics.confidence))
+    return console.show_phase("phase 1", output, results, format_table(output.summary))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = run_config_from_args(args)
-        output = run(cfg, args.overwrite, args.device, progress=not args.quiet)
-    except runner.USER_ERRORS as exc:
-        return fail(str(exc))
-    runner.print_phase_output("phase 1", output, cfg.results_dir, format_table(output.summary))
-    return 0
+    """Flags (and --config) -> config -> run; 0 on success, 2 on a user error."""
+    return run_command(PARSER, argv, run)
 
 
 if __name__ == "__main__":

@@ -2,309 +2,62 @@
 
     python phase2_analyze.py --model qwen-1.5b [--budgets 128 256]
 
-Every annotation TSV in the folder (or ``--budgets``) is validated strictly against the schema
-(annotations/SCHEMA.md) and against the phase-1 records it was sampled from; any problem is
-printed as ``file:line: column: problem`` and the exit code is 2 with nothing written.
-
-Computes per budget the error-type distribution (all labels, and human and auto labels apart)
-and recoverable shares; persistent errors (problems annotated at several budgets, same or
-changed type); the evolution matrix (type at one annotated budget -> type at the next, or
-``fixed`` when phase 1 got it right there, or ``unsampled`` when still wrong but not
-annotated); the unrecoverable share; and agreement of the heuristic suggestions with human
-labels (Cohen's kappa, confusion table). Writes ``results/phase2_error_analysis_{model}.json``
-and prints the tables. Exit codes: 0 written, 2 user error.
+Every annotation TSV in ``{annotations_dir}/{model}/`` (or those of ``--budgets``) is validated
+strictly against the schema (annotations/SCHEMA.md) and against the phase-1 records it was
+sampled from; any problem is printed as ``file:line: column: problem`` and the exit code is 2
+with nothing written. The aggregates are described in ``study/error_analysis.py``. Writes
+``results/phase2_error_analysis_{model}.json`` and prints the tables. Exit codes: 0 written,
+2 user error.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
-from collections import Counter, defaultdict
-from pathlib import Path
+from collections.abc import Sequence
 
-from study import stats
+from config import StudyConfig
 from study import store
-from study.annotations import (
-    ERROR_TYPES,
-    RECOVERABLE,
-    AnnotationError,
-    Table,
-    check_table,
-    read_table,
-    select_tsvs,
-)
-from study.cli import Parser, fail, positive_int
-from config import RunConfig
-from phase2_prepare import load_records
+from study.annotation_queue import annotation_folder
+from study.annotations import AnnotationError, select_tsvs
+from study.cli import config_parser, run_command
+from study.error_analysis import analyse, load_validated, report
 
-Rows = dict[int, list[dict[str, str]]]  # validated rows per budget
+# --seed is only recorded in the provenance: nothing here is random.
+SHOWN = ["seed", "model.name", "paths.results_dir", "paths.annotations_dir",
+         "annotation.budgets"]
 _MAX_SHOWN = 30  # problems printed before "... and N more"
 
 
-# ---------------------------------------------------------------- validation
-
-def _same_text(a: str, b: str) -> bool:
-    # Whitespace-insensitive: spreadsheets may trim or re-wrap, which is not a different record.
-    return a.split() == b.split()
-
-
-def match_results(table: Table, records: list[dict], source: Path) -> list[str]:
-    """Rows whose problem no longer matches the phase-1 record it was sampled from."""
-    by_id = {str(r["problem_id"]): r for r in reversed(records)}  # first sample wins
-    problems = []
-    fix = "re-run phase2_prepare.py --force (a backup is kept) and re-label"
-    for index, row in enumerate(table.rows):
-        where, record = table.where(index), by_id.get(row["problem_id"].strip())
-        if record is None:
-            problems.append(f"{where}: problem_id: {row['problem_id']!r} is not in {source}; {fix}")
-        elif not _same_text(row["question"], str(record["question"])):
-            problems.append(f"{where}: question: differs from {source} for this problem_id; {fix}")
-        elif not _same_text(row["generated"], str(record["generated"] or "")):
-            problems.append(f"{where}: generated: differs from {source} (results re-run, or "
-                            f"labels for another model?); {fix}")
-        elif record["correct"]:
-            problems.append(f"{where}: problem_id: now answered correctly in {source}; {fix}")
-    return problems
-
-
-def load_validated(paths: dict[int, Path], results_dir: Path,
-                   tag: str) -> tuple[Rows, dict[int, list[dict]], list[str]]:
-    """Validated rows and phase-1 records per budget, plus every problem found."""
-    rows: Rows = {}
-    records: dict[int, list[dict]] = {}
-    problems: list[str] = []
-    first_seen: dict[str, str] = {}
-    for budget, path in paths.items():
-        try:
-            table = read_table(path)
-        except AnnotationError as exc:
-            problems += exc.problems
-            continue
-        problems += check_table(table, require_labels=True)
-        for index, row in enumerate(table.rows):
-            key = row["annotation_id"].strip()
-            if key in first_seen and not first_seen[key].startswith(f"{path}:"):
-                problems.append(f"{table.where(index)}: annotation_id: {key!r} also used at "
-                                f"{first_seen[key]}; ids must be unique across files")
-            first_seen.setdefault(key, table.where(index))
-        source = store.phase1_record_path(results_dir, tag, budget)
-        try:
-            records[budget] = load_records(source)
-        except store.ResultsError as exc:
-            problems.append(f"{path}: budget {budget}: {exc}")
-            continue
-        problems += match_results(table, records[budget], source)
-        rows[budget] = table.rows
-    return rows, records, problems
-
-
-# ---------------------------------------------------------------- analysis
-
-def _share(counts: dict[str, int]) -> dict:
-    n = sum(counts.values())
-    pct = {k: round(100.0 * v / n, 1) if n else None for k, v in counts.items()}
-    return {"n": n, "counts": counts, "pct": pct}
-
-
-def type_counts(rows: list[dict[str, str]]) -> dict[str, int]:
-    found = Counter(r["error_type"] for r in rows)
-    return {t: found[t] for t in ERROR_TYPES}
-
-
-def recoverable_counts(rows: list[dict[str, str]]) -> dict[str, int]:
-    found = Counter(r["recoverable"] or "unknown" for r in rows)  # blank = unknown
-    return {v: found[v] for v in RECOVERABLE}
-
-
-def distributions(rows: Rows) -> dict:
-    out = {}
-    for budget, budget_rows in rows.items():
-        block = _share(type_counts(budget_rows))
-        block["by_annotator"] = {who: _share(type_counts([r for r in budget_rows
-                                                          if r["annotator"] == who]))
-                                 for who in ("human", "auto")}
-        out[str(budget)] = block
-    return out
-
-
-def unrecoverable(rows: Rows) -> dict:
-    every = [r for budget_rows in rows.values() for r in budget_rows]
-
-    def pct(sub: list[dict[str, str]]) -> dict:
-        count = sum(r["recoverable"] == "no" for r in sub)
-        return {"n": len(sub), "count": count,
-                "pct": round(100.0 * count / len(sub), 1) if sub else None}
-
-    return {**pct(every), "by_budget": {str(b): pct(r) for b, r in rows.items()},
-            "by_error_type": {t: pct([r for r in every if r["error_type"] == t])
-                              for t in ERROR_TYPES}}
-
-
-def persistent_errors(rows: Rows, records: dict[int, list[dict]]) -> dict:
-    """Problems annotated at several budgets: does the error keep its type?"""
-    types: dict[str, dict[str, str]] = defaultdict(dict)
-    for budget, budget_rows in rows.items():
-        for r in budget_rows:
-            types[r["problem_id"]][str(budget)] = r["error_type"]
-    several = {pid: t for pid, t in sorted(types.items()) if len(t) > 1}
-    same = sum(len(set(t.values())) == 1 for t in several.values())
-    wrong_at = Counter(str(r["problem_id"]) for recs in records.values()
-                       for r in recs if not r["correct"])
-    return {"n_problems": len(several), "same_type": same, "changed_type": len(several) - same,
-            "same_type_pct": round(100.0 * same / len(several), 1) if several else None,
-            "wrong_at_several_budgets_in_results": sum(c > 1 for c in wrong_at.values()),
-            "problems": [{"problem_id": pid, "types": t, "same": len(set(t.values())) == 1}
-                         for pid, t in several.items()]}
-
-
-def evolution(rows: Rows, records: dict[int, list[dict]]) -> dict:
-    """Type at each annotated budget -> state at the next annotated budget."""
-    targets = (*ERROR_TYPES, "fixed", "unsampled")
-    total = {t: dict.fromkeys(targets, 0) for t in ERROR_TYPES}
-    pairs = []
-    budgets = sorted(rows)
-    for low, high in itertools.pairwise(budgets):
-        later = {r["problem_id"]: r["error_type"] for r in rows[high]}
-        correct = {str(r["problem_id"]): bool(r["correct"]) for r in reversed(records[high])}
-        matrix = {t: dict.fromkeys(targets, 0) for t in ERROR_TYPES}
-        for r in rows[low]:
-            pid = r["problem_id"]
-            state = later.get(pid) or ("fixed" if correct.get(pid) else "unsampled")
-            matrix[r["error_type"]][state] += 1
-            total[r["error_type"]][state] += 1
-        pairs.append({"from_budget": low, "to_budget": high, "matrix": matrix})
-    return {"states": list(targets), "pairs": pairs, "total": total}
-
-
-def suggestion_agreement(rows: Rows) -> dict:
-    """Heuristic suggestion vs human label; auto rows are excluded (they copy the suggestion)."""
-    human = [r for budget_rows in rows.values() for r in budget_rows if r["annotator"] == "human"]
-    suggested = [r["suggested_error_type"] or "none" for r in human]
-    labelled = [r["error_type"] for r in human]
-    if not human:
-        return {"n": 0, "kappa": None, "observed_agreement": None, "confusion": {},
-                "note": "no human labels yet; auto labels are excluded"}
-    kappa = stats.cohens_kappa(suggested, labelled)
-    return {"n": len(human), "kappa": round(kappa, 3),
-            "observed_agreement": round(sum(a == b for a, b in zip(suggested, labelled,
-                                                                    strict=True)) / len(human), 3),
-            "n_with_suggestion": sum(s != "none" for s in suggested),
-            "confusion": stats.confusion_table(suggested, labelled),
-            "note": "rows: suggestion ('none' = no rule fired); columns: human label"}
-
-
-def analyse(rows: Rows, records: dict[int, list[dict]]) -> dict:
-    every = [r for budget_rows in rows.values() for r in budget_rows]
-    return {
-        "budgets": sorted(rows),
-        "label_sources": dict(Counter(r["annotator"] for r in every)),
-        "errors_in_results": {str(b): sum(not r["correct"] for r in records[b]) for b in rows},
-        "error_types": distributions(rows),
-        "recoverable": {**{str(b): _share(recoverable_counts(r)) for b, r in rows.items()},
-                        "all": _share(recoverable_counts(every))},
-        "unrecoverable": unrecoverable(rows),
-        "persistent_errors": persistent_errors(rows, records),
-        "evolution": evolution(rows, records),
-        "suggestion_agreement": suggestion_agreement(rows),
-    }
-
-
-# ---------------------------------------------------------------- printing
-
-def table_text(title: str, header: list[str], body: list[list]) -> str:
-    cells = [header] + [["-" if c is None else str(c) for c in row] for row in body]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                       enumerate(zip(row, widths, strict=True))) for row in cells]
-    return "\n".join([title, *lines]) + "\n"
-
-
-def _type_rows(types: dict, budgets: list[str], who: str | None) -> list[list]:
-    blocks = {b: types[b]["by_annotator"][who] if who else types[b] for b in budgets}
-    def cell(block: dict, t: str) -> str:
-        return f"{block['counts'][t]} ({block['pct'][t]}%)" if block["n"] else "-"
-
-    body = [[t, *(cell(blocks[b], t) for b in budgets)] for t in ERROR_TYPES]
-    return body + [["n", *(blocks[b]["n"] for b in budgets)]]
-
-
-def report(result: dict) -> str:
-    types, rec = result["error_types"], result["recoverable"]
-    budgets = [str(b) for b in result["budgets"]]
-    out = [table_text("error types per budget, all labels: count (% of annotated rows)",
-                      ["type", *budgets], _type_rows(types, budgets, None))]
-    for who in ("human", "auto"):
-        if result["label_sources"].get(who) and len(result["label_sources"]) > 1:
-            out.append(table_text(f"error types per budget, {who} labels only",
-                                  ["type", *budgets], _type_rows(types, budgets, who)))
-    out.append(table_text("recoverable (blank = unknown): % of rows",
-                          ["recoverable", *budgets, "all"],
-                          [[v, *(rec[b]["pct"][v] for b in [*budgets, "all"])]
-                           for v in RECOVERABLE]))
-    unrec, pers = result["unrecoverable"], result["persistent_errors"]
-    out.append(f"unrecoverable: {unrec['count']}/{unrec['n']} = {unrec['pct']}%\n"
-               f"persistent (annotated at >1 budget): {pers['n_problems']} problems, "
-               f"{pers['same_type']} same type, {pers['changed_type']} changed\n")
-    evo = result["evolution"]
-    states = evo["states"]
-    out.append(table_text("evolution, all consecutive budget pairs (row: type at B, column: next "
-                          "annotated budget)", ["from \\ to", *states],
-                          [[t, *(evo["total"][t][s] for s in states)] for t in ERROR_TYPES]))
-    agree = result["suggestion_agreement"]
-    if agree["n"]:
-        labels = list(agree["confusion"])
-        title = (f"suggestion (rows) vs human label (columns): n={agree['n']}, "
-                 f"kappa={agree['kappa']}, agreement={agree['observed_agreement']}")
-        out.append(table_text(title, ["suggested", *labels],
-                              [[a, *(agree["confusion"][a][b] for b in labels)] for a in labels]))
-    else:
-        out.append(f"suggestion agreement: {agree['note']}\n")
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- CLI
-
-def parse_args(argv: list[str] | None):
-    defaults = RunConfig()
-    parser = Parser(prog="phase2_analyze.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=defaults.model, help="default: %(default)s")
-    parser.add_argument("--results-dir", type=Path, default=defaults.results_dir)
-    parser.add_argument("--annotations-dir", type=Path, default=defaults.annotations_dir)
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help="recorded in the provenance (nothing here is random)")
-    parser.add_argument("--budgets", type=positive_int, nargs="+", default=None,
-                        help="only these budgets' TSVs (default: all in the folder)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(cfg: StudyConfig) -> dict:
+    """Validate the model's TSVs, write the analysis file, print its tables; the analysis."""
     started = time.perf_counter()
-    cfg = RunConfig(model=args.model, seed=args.seed, results_dir=args.results_dir,
-                    annotations_dir=args.annotations_dir)
-    try:
-        paths = select_tsvs(args.annotations_dir, args.budgets, args.model)
-    except AnnotationError as exc:
-        return fail(exc.problems[0])
-    rows, records, problems = load_validated(paths, args.results_dir, cfg.model_tag)
+    tag, results_dir = cfg.model_tag, cfg.paths.results_dir
+    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.model.name)
+    rows, records, problems = load_validated(paths, results_dir, tag)
     if problems:
-        shown = problems[:_MAX_SHOWN]
-        more = f"\n... and {len(problems) - _MAX_SHOWN} more" if len(problems) > _MAX_SHOWN else ""
-        print("\n".join(shown) + more, file=sys.stderr)
-        return fail(f"{len(problems)} problem(s) in the annotations; nothing written. Fix them "
-                    "(allowed values: annotations/SCHEMA.md) and run again")
-    result = {"phase": "phase2", "model": cfg.model_tag, **analyse(rows, records)}
+        more = len(problems) - _MAX_SHOWN
+        print("\n".join(problems[:_MAX_SHOWN]) + (f"\n... and {more} more" if more > 0 else ""),
+              file=sys.stderr)
+        raise AnnotationError(problems, f"{len(problems)} problem(s) in the annotations; "
+                              "nothing written. Fix them (allowed values: annotations/SCHEMA.md) "
+                              "and run again")
+    result = {"phase": "phase2", "model": tag, **analyse(rows, records)}
     result["files"] = {str(b): str(p) for b, p in paths.items()}
-    sources = [store.phase1_record_path(args.results_dir, cfg.model_tag, b) for b in paths]
-    result["provenance"] = store.provenance(cfg.to_dict(), seed=args.seed,
+    sources = [store.phase1_record_path(results_dir, tag, b) for b in paths]
+    result["provenance"] = store.provenance(cfg.to_dict(), seed=cfg.seed,
                                             wall_time_s=time.perf_counter() - started,
                                             record_files=[*sources, *paths.values()])
-    out_path = store.phase2_analysis_path(args.results_dir, cfg.model_tag)
+    out_path = store.phase2_analysis_path(results_dir, tag)
     store.write_json(out_path, result)
     print(report(result))
     print(f"wrote {out_path}")
-    return 0
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = config_parser("phase2_analyze.py", __doc__, show=SHOWN, own="annotation")
+    return run_command(parser, argv, run)  # a returned summary means exit code 0
 
 
 if __name__ == "__main__":

@@ -19,69 +19,19 @@ budget window holding half of the total gain.
 from __future__ import annotations
 
 import sys
-from functools import partial
 
-import numpy as np
-
-from study import runner
-from study import stats
-from study import store
-from study.cli import Parser, add_run_args, fail, run_config_from_args
-from config import CLIFF_BUDGETS, RunConfig, SamplingConfig
+from config import StudyConfig
+from study import cliff, console, rollouts, runner, store
+from study.cli import config_parser, run_command
+from study.schema import CliffSummary
 
 PHASE = "phase3"
-SOURCE_PHASE = "phase1"
-TOP_STEEPEST = 3
-BOOTSTRAP_RESAMPLES = 2000
+SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they are long enough
 REUSED_NOTE = "derived from phase-1 rollouts (no new generation)"
-
-
-# ---------------------------------------------------------------------------- summary
-
-
-def correct_matrix(records: list[dict]) -> np.ndarray:
-    """problems x samples 0/1 matrix, problems in the order the records list them."""
-    rows: dict[str, dict[int, bool]] = {}
-    for record in records:
-        rows.setdefault(record["problem_id"], {})[record["sample"]] = bool(record["correct"])
-    return np.array([[row[s] for s in sorted(row)] for row in rows.values()], dtype=float)
-
-
-def summarize(by_budget: dict[int, list[dict]], seed: int = 0,
-              n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
-    """Accuracy table, gain per token with bootstrap CIs, steepest steps, half-gain window."""
-    budgets = sorted(by_budget)
-    rows = {str(b): {"budget": b, **runner.budget_table_rows(by_budget[b])} for b in budgets}
-    accuracy = {b: rows[str(b)]["accuracy"] for b in budgets}
-    gains = stats.bootstrap_gain_per_token({b: correct_matrix(by_budget[b]) for b in budgets},
-                                           n_resamples=n_resamples, seed=seed)
-    total = accuracy[budgets[-1]] - accuracy[budgets[0]] if budgets else 0.0
-    window = stats.half_gain_window(accuracy)
-    return {
-        "budgets": rows,
-        "gains": gains,
-        "steepest": stats.steepest_windows(gains, TOP_STEEPEST),
-        "total_gain": total,
-        "half_gain_window": list(window) if window else None,
-        "half_gain_window_gain": accuracy[window[1]] - accuracy[window[0]] if window else None,
-        "bootstrap": {"resamples": n_resamples, "seed": seed, "unit": "problem",
-                      "paired_across_budgets": True},
-    }
-
-
-# ---------------------------------------------------------------------------- printing
-
-
-def format_accuracy_table(summary: dict) -> str:
-    lines = [f"{'Budget':<8}{'Accuracy':>10}{'95% CI':>18}{'Avg Tokens':>12}{'Cut':>8}",
-             "-" * 56]
-    for row in sorted(summary["budgets"].values(), key=lambda r: r["budget"]):
-        ci = f"[{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
-        lines.append(f"{row['budget']:<8}{100 * row['accuracy']:>9.1f}%{ci:>18}"
-                     f"{row['avg_tokens']:>12.1f}{100 * row['hit_budget_rate']:>7.0f}%")
-    n = next(iter(summary["budgets"].values()))["n"]
-    lines.append(f"n = {n} solutions per budget; Cut = share stopped by the budget")
-    return "\n".join(lines)
+# Flags: model, data, decoding (must match phase 1 for reuse), the cliff grid, paths, run.
+SHOWN = ("seed", "model", "data", "generation", "phase3.budgets", "statistics.bootstrap_resamples",
+         "paths.results_dir", "paths.data_dir", "run")
+PARSER = config_parser("phase3_cliff.py", __doc__, SHOWN, own=PHASE)
 
 
 def _ci(row: dict) -> str:
@@ -135,48 +85,39 @@ def rollout_note(summary: dict, reason: str | None = None) -> str:
     return note + (f" (Phase-1 rollouts not reused: {reason}.)" if reason and generated else "")
 
 
-def format_report(summary: dict, reason: str | None = None) -> str:
-    return "\n\n".join([format_accuracy_table(summary), format_gains(summary),
+def format_report(summary: CliffSummary, reason: str | None = None) -> str:
+    n = next(iter(summary["budgets"].values()))["n"]
+    table = (f"{console.accuracy_table(summary['budgets'])}\n"
+             f"n = {n} solutions per budget; Cut = share stopped by the budget")
+    return "\n\n".join([table, format_gains(summary),
                         format_steepest(summary), rollout_note(summary, reason)])
 
 
 # ---------------------------------------------------------------------------- running
 
 
-def run(cfg: RunConfig, overwrite: bool = False, device: str | None = None,
-        progress: bool = True) -> tuple[runner.PhaseOutput, str | None]:
-    """Run (or reuse) phase 3; also returns why phase-1 rollouts were not (all) reused."""
-    reuse: dict[str, runner.ReusedRollouts] = {}
+def run(cfg: StudyConfig) -> CliffSummary:
+    """Run (or reuse) phase 3 and print its report."""
+    plan = runner.plan_for(cfg, PHASE)
+    results, tag = cfg.paths.results_dir, cfg.model_tag
+    reuse: dict[str, rollouts.ReusedRollouts] = {}
 
     def from_phase1(problems):
-        reuse["phase1"] = runner.rollouts_from_phase(cfg, PHASE, SOURCE_PHASE, problems)
-        return reuse["phase1"].rollouts, reuse["phase1"].source
+        reuse[SOURCE_PHASE] = rollouts.rollouts_from_phase(cfg, plan, SOURCE_PHASE, problems)
+        return reuse[SOURCE_PHASE].rollouts, reuse[SOURCE_PHASE].source
 
     output = runner.run_budget_phase(
-        cfg, PHASE, lambda b: store.phase3_cliff_record_path(cfg.results_dir, cfg.model_tag, b),
-        store.phase3_cliff_summary_path(cfg.results_dir, cfg.model_tag),
-        partial(summarize, seed=cfg.seed), overwrite=overwrite, device=device, progress=progress,
+        cfg, plan, lambda b: store.phase3_cliff_record_path(results, tag, b),
+        store.phase3_cliff_summary_path(results, tag),
+        lambda records: cliff.summarize(records, cfg.statistics, cfg.seed),
         seed_rollouts=from_phase1)
-    reason = reuse["phase1"].reason if "phase1" in reuse else None
-    return output, reason
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="phase3_cliff.py", description=__doc__.split("\n\n")[0])
-    add_run_args(parser, CLIFF_BUDGETS, SamplingConfig())
-    return parser
+    reason = reuse[SOURCE_PHASE].reason if SOURCE_PHASE in reuse else None
+    return console.show_phase("phase 3", output, results, format_report(output.summary, reason))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = run_config_from_args(args)
-        output, reason = run(cfg, args.overwrite, args.device, progress=not args.quiet)
-    except runner.USER_ERRORS as exc:
-        return fail(str(exc))
-    report = format_report(output.summary, reason)
-    runner.print_phase_output("phase 3", output, cfg.results_dir, report)
-    return 0
+    """Flags (and --config) -> config -> run; 0 on success, 2 on a user error."""
+    return run_command(PARSER, argv, run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,2 @@
+"""The generation engine (loading, sampling, KV layouts, decode loop, scheduler); ``utils`` is its
+public face."""

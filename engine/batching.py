@@ -15,19 +15,21 @@ Two layouts share that scheme:
 - ``SlotBatch`` (CUDA): a ``StaticCache`` with a fixed number of slots and columns, so the
   decode step has fixed shapes and can be compiled into CUDA graphs (``torch.compile``,
   mode ``reduce-overhead``). When the write column reaches the end, every row is shifted left.
+  Uncompiled it runs anywhere (the tests use it on CPU). If compiling or capturing the step
+  fails, the batch redoes that step eagerly and stays eager.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
-    from utils import LoadedModel
+    from engine.loading import LoadedModel
 
 log = logging.getLogger("saturation")
 
@@ -228,7 +230,8 @@ class SlotBatch(RunningBatch):
     """
 
     def __init__(self, lm: LoadedModel, slots: int, max_new_tokens: int, widest_prompt: int,
-                 compiled: bool = False):
+                 compiled: bool = False,
+                 on_compile_error: Callable[[Exception], None] | None = None):
         super().__init__(lm, slots, max_new_tokens)
         self.capacity = slot_capacity(widest_prompt, max_new_tokens)
         self.cache = _static_cache(lm, slots, self.capacity)
@@ -238,7 +241,13 @@ class SlotBatch(RunningBatch):
         self.mask = torch.zeros((slots, self.capacity), dtype=torch.long, device=device)
         self.slot_of_row = torch.zeros(0, dtype=torch.long, device=device)
         self.in_use = [False] * slots
-        self.forward = _compiled_call(lm.model) if compiled else lm.model
+        self.on_compile_error = on_compile_error or _warn_compile_error
+        self.forward = lm.model
+        if compiled:
+            try:
+                self.forward = _compiled_call(lm.model)
+            except Exception as exc:  # torch.compile itself refused (platform, version...)
+                self._fall_back(exc)
 
     def decode_step(self) -> torch.Tensor:
         if self.column >= self.capacity:
@@ -248,12 +257,38 @@ class SlotBatch(RunningBatch):
         ids[self.slot_of_row] = self.tokens
         positions = torch.zeros_like(ids)
         positions[self.slot_of_row] = self.positions
-        out = self.forward(input_ids=ids[:, None], attention_mask=self.mask,
-                           position_ids=positions[:, None], use_cache=True,
-                           **{self.cache_kw: self.cache})
+        inputs = {"input_ids": ids[:, None], "attention_mask": self.mask,
+                  "position_ids": positions[:, None], "use_cache": True,
+                  self.cache_kw: self.cache}
+        if self.forward is self.lm.model:
+            out = self.forward(**inputs)
+        else:
+            out = self._compiled_step(inputs)
         self.column += 1
         self.positions = self.positions + 1
         return out.logits[self.slot_of_row, -1, :]  # a copy: graph outputs get overwritten
+
+    def _compiled_step(self, inputs: dict) -> object:
+        """The compiled forward; if compiling or capturing it fails, the eager one (and from
+        then on).
+
+        Compilation and CUDA-graph capture happen lazily in the first calls, so any step may
+        be the one that fails. A failed step can have written some layers' keys and values at
+        the write column and advanced their counters; the eager step rewrites that column in
+        every layer before reading it, once the counters are reset.
+        """
+        try:
+            return self.forward(**inputs)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a compile problem: the scheduler retries with a smaller batch
+        except Exception as exc:
+            self._fall_back(exc)
+        self._set_column(self.column)
+        return self.forward(**inputs)
+
+    def _fall_back(self, exc: Exception) -> None:
+        self.forward = self.lm.model
+        self.on_compile_error(exc)
 
     def join(self, joining: Sequence[Row]) -> torch.Tensor:
         cache, mask, positions, logits = prefill(self.lm, [prompt for _, prompt, _ in joining])
@@ -350,3 +385,8 @@ def _static_cache(lm: LoadedModel, slots: int, capacity: int):
 def _compiled_call(model: torch.nn.Module):
     """The model's forward compiled by transformers (inductor, CUDA graphs on CUDA)."""
     return model.get_compiled_call(None)
+
+
+def _warn_compile_error(exc: Exception) -> None:
+    log.warning("compiling the decode step failed (%s: %s); decoding eagerly",
+                type(exc).__name__, exc)

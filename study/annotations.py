@@ -4,7 +4,11 @@ Shared by ``phase2_prepare.py`` (writes the files), ``phase2_annotate.py`` (edit
 ``phase2_analyze.py`` (validates and aggregates). Not a command; the schema is documented for
 annotators in ``annotations/SCHEMA.md``.
 
-One file per budget, ``annotations/annotate_errors_budget{B}.tsv``, one row per sampled error.
+One folder per model, one file per budget: ``annotations/{model}/annotate_errors_budget{B}.tsv``,
+one row per sampled error. Files left in the old flat place (``annotations/*.tsv``, from before
+the per-model folders) are moved into the folder of the model being run by ``model_folder``,
+never over an existing file.
+
 Free-text columns escape backslash, newline, tab and CR as ``\\\\ \\n \\t \\r`` so every row
 stays on one physical line and the text round-trips exactly.
 
@@ -19,9 +23,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from study.errors import UserError
 from study.store import atomic_write_text
 
 ERROR_TYPES: tuple[str, ...] = (
@@ -47,17 +53,24 @@ ESCAPED_COLUMNS = frozenset(
 REQUIRED_COLUMNS = ("annotation_id", "problem_id", "budget", "question", "ground_truth")
 
 _TSV_NAME = re.compile(r"annotate_errors_budget(\d+)\.tsv")
+_MOVABLE = re.compile(r"annotate_errors_budget\d+\.tsv(\..+\.bak)?")  # a TSV or its backups
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _ESCAPE_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
-class AnnotationError(ValueError):
-    """An annotation file cannot be used; ``problems`` lists ``file:line: column: problem``."""
+class AnnotationError(UserError):
+    """An annotation file cannot be used; ``problems`` lists ``file:line: column: problem``.
 
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
+    The message (one line, so a command ends on one line) is ``message``, or else the first
+    problem plus how many more; callers that can show a list print ``problems`` themselves.
+    """
+
+    def __init__(self, problems: list[str], message: str | None = None):
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        first = problems[0] if problems else "unusable annotation file"
+        super().__init__(message or f"{first}{more}")
         self.problems = problems
 
 
@@ -79,8 +92,43 @@ class Table:
 
 # ---------------------------------------------------------------- names
 
-def tsv_path(annotations_dir: Path, budget: int) -> Path:
-    return Path(annotations_dir) / f"annotate_errors_budget{budget}.tsv"
+def tsv_path(folder: Path, budget: int) -> Path:
+    """The TSV of ``budget`` in a model's folder (see ``model_folder``)."""
+    return Path(folder) / f"annotate_errors_budget{budget}.tsv"
+
+
+def model_folder(annotations_dir: Path, tag: str, model: str,
+                 report: Callable[[str], None] = print) -> Path:
+    """``{annotations_dir}/{tag}``, the model's folder, after moving any annotation files left
+    in the old flat place (``{annotations_dir}/annotate_errors_budget{B}.tsv`` and their
+    backups) into it, each move reported through ``report``.
+
+    Flat files name no model; they are taken to be the model of this run (``model``, its file
+    tag ``tag``), and the message says so. A move never replaces a file: if any target exists,
+    AnnotationError names both files and nothing is moved, so no label can be lost.
+    """
+    root = Path(annotations_dir)
+    folder = root / tag
+    moves = [(old, folder / old.name) for old in sorted(root.glob("annotate_errors_budget*"))
+             if _MOVABLE.fullmatch(old.name) and old.is_file()]
+    if not moves:
+        return folder
+    for old, new in moves:
+        if new.exists():
+            raise AnnotationError([
+                f"{old} and {new} both exist: annotation files now live in one folder per "
+                f"model, and moving the old flat file there would replace the other. Keep the "
+                f"one you want at {new}, move the other out of {root} (e.g. to "
+                f"{root}/<its model>/ or a .bak name), then run again"])
+    folder.mkdir(parents=True, exist_ok=True)
+    report(f"annotations: moved {len(moves)} file(s) from {root} into {folder}: files now live "
+           f"in one folder per model, and files in the old flat place name no model, so they "
+           f"were taken to be --model {model}'s (this run); if they are another model's, move "
+           f"them to {root}/<that model>/")
+    for old, new in moves:
+        old.rename(new)  # same file system: atomic; the target was checked to be free above
+        report(f"  {old} -> {new}")
+    return folder
 
 
 def budget_of(path: Path) -> int | None:
@@ -88,24 +136,25 @@ def budget_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def list_tsvs(annotations_dir: Path) -> dict[int, Path]:
+def list_tsvs(folder: Path) -> dict[int, Path]:
     """Annotation files in the folder by budget, ascending (backups ``*.bak`` do not match)."""
-    found = {budget_of(p): p for p in Path(annotations_dir).glob("annotate_errors_budget*.tsv")}
+    found = {budget_of(p): p for p in Path(folder).glob("annotate_errors_budget*.tsv")}
     return {b: found[b] for b in sorted(k for k in found if k is not None)}
 
 
-def select_tsvs(annotations_dir: Path, budgets: list[int] | None, model: str) -> dict[int, Path]:
-    """The TSVs to use: all in the folder, or those of ``budgets`` (AnnotationError if absent)."""
-    paths = list_tsvs(annotations_dir)
+def select_tsvs(folder: Path, budgets: Sequence[int] | None, model: str) -> dict[int, Path]:
+    """The TSVs of a model's folder to use: all of them, or those of ``budgets``
+    (AnnotationError if absent; ``model`` is named in the hint)."""
+    paths = list_tsvs(folder)
     if budgets:
         missing = [b for b in budgets if b not in paths]
         if missing:
             raise AnnotationError([
                 f"--budgets {missing[0]}: no annotate_errors_budget{missing[0]}.tsv in "
-                f"{annotations_dir}; run phase2_prepare.py with that budget"])
+                f"{folder}; run phase2_prepare.py with that budget"])
         paths = {b: paths[b] for b in sorted(set(budgets))}
     if not paths:
-        raise AnnotationError([f"{annotations_dir}: no annotate_errors_budget*.tsv; run "
+        raise AnnotationError([f"{folder}: no annotate_errors_budget*.tsv; run "
                                f"python phase2_prepare.py --model {model} first"])
     return paths
 

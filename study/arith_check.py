@@ -1,36 +1,13 @@
-"""Safe arithmetic evaluation and detection of explicit arithmetic steps in model solutions.
+"""Explicit arithmetic steps in model solutions: find every ``a op b = c`` and check it.
 
-Nothing here ever calls ``eval``/``exec``: text is split by one regular-expression tokenizer,
-parsed by a small recursive-descent parser into a tuple tree, and that tree is evaluated with
-exact ``Fraction`` arithmetic under size limits (literal length, nesting depth, exponent size,
-result bit length), so inputs like ``9**9**9`` are rejected in microseconds.
-
-Accepted expression syntax (``safe_eval``)
-------------------------------------------
-=================  =========================================================================
-numbers            ``12``, ``3.5``, ``.5``, thousands commas ``1,000`` / ``12,345.6``
-                   (a comma that is not followed by exactly three digits is not a number)
-operators          ``+``; ``-``, unicode minus ``−`` and en dash ``–``; ``*``, ``×``, ``·``,
-                   ``⋅``, ``\\times``, ``\\cdot``; ``/``, ``÷``, ``\\div``; ``^`` and ``**``
-                   (right-associative, binding tighter than unary minus: ``-2^2 = -4``)
-``x`` / ``X``      multiplication only *between* operands (``3 x 4``, ``3x4``); anywhere else
-                   it is a variable and the expression is rejected (``3x``, ``x + 1``)
-grouping           ``( )``, ``{ }`` and ``\\frac{a}{b}`` (also ``\\dfrac``/``\\tfrac``);
-                   a ``(`` written directly after an operand multiplies: ``3(4) = 12``
-ignored            ``$``, ``\\$``, ``\\left``, ``\\right``, ``\\boxed``, ``\\(`` ``\\)`` and
-                   LaTeX thin spaces
-percent            ``25%`` means 25/100 (so ``80 * 25% = 20`` holds); see the step rule below
-                   for a right-hand side that carries a ``%``
-limits             literals of at most 40 digits, nesting depth 50, integer exponents of at
-                   most 10,000 in size, every intermediate value at most 4,096 bits wide
-=================  =========================================================================
-
-A non-integer exponent, division by zero or a limit overflow makes the value ``None``.
+Expressions are read with the tokenizer, parser and exact evaluator of ``arith_parse`` (its
+docstring lists the accepted syntax and limits; nothing here calls ``eval``/``exec``).
+``safe_eval`` is re-exported here, where callers have always imported it from.
 
 Explicit steps (``find_arithmetic_steps``)
 ------------------------------------------
 * An equality sign is ``=``, ``≈`` or ``\\approx`` (``==``, ``<=``, ``>=``, ``!=``, ``=>``
-  are not). Words, newlines and punctuation other than the syntax above break an
+  are not). Words, newlines and punctuation outside ``arith_parse``'s syntax break an
   expression, so each side is the *maximal pure-arithmetic span adjacent to the sign*:
   ``Total = 5 + 3 = 8`` yields the single step ``5 + 3 = 8``; in
   ``He paid 2 * 15 = 30 dollars`` the step is ``2 * 15 = 30``.
@@ -57,294 +34,36 @@ Explicit steps (``find_arithmetic_steps``)
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-MAX_LITERAL_DIGITS = 40  # longer literals are not arithmetic a model does by hand
-MAX_EXPR_CHARS = 2000  # safe_eval refuses longer strings outright
-MAX_NESTING = 50  # parentheses + unary signs; keeps recursion far from Python's limit
-MAX_EXPONENT = 10_000  # |n| in a ** n
-MAX_BITS = 4096  # numerator/denominator width of any intermediate value
-MAX_SIDE_TOKENS = 120  # tokens scanned on each side of an equality sign (bounds the search)
-
-_TOKEN_RE = re.compile(
-    r"""
-     (?P<CMP>==|<=|>=|!=|=>|:=|≠|≤|≥)
-    |(?P<EQ>=|≈|\\approx(?![A-Za-z]))
-    |(?P<NUM>[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])|[0-9]+(?:\.[0-9]+)?|\.[0-9]+)
-    |(?P<POW>\*\*|\^)
-    |(?P<MUL>[*×·⋅∗]|\\times(?![A-Za-z])|\\cdot(?![A-Za-z])|\\ast(?![A-Za-z]))
-    |(?P<DIV>[/÷∕]|\\div(?![A-Za-z]))
-    |(?P<ADD>\+)
-    |(?P<SUB>[-−–])
-    |(?P<FRAC>\\[dt]?frac(?![A-Za-z]))
-    |(?P<SKIP>\\\$|\$|\\[,;:!\ ]|\\[()\[\]]
-             |\\left(?![A-Za-z])|\\right(?![A-Za-z])|\\boxed(?![A-Za-z]))
-    |(?P<PCT>\\?%)
-    |(?P<LP>[({])
-    |(?P<RP>[)}])
-    |(?P<SPACE>[ \t]+)
-    |(?P<WORD>[^\W\d]+)
-    |(?P<BREAK>.)
-    """,
-    re.VERBOSE | re.DOTALL,
+from study.arith_parse import (
+    BINARY_KINDS,
+    Node,
+    Token,
+    count_binary,
+    evaluate,
+    has_percent,
+    parse_tokens,
+    safe_eval,
+    tokenize,
 )
 
-_BINARY_KINDS = frozenset({"ADD", "SUB", "MUL", "DIV", "POW", "TIMES_X"})
-_EXPR_KINDS = _BINARY_KINDS | {"NUM", "FRAC", "PCT", "LP", "RP"}
+__all__ = [
+    "MAX_SIDE_TOKENS",
+    "ArithStep",
+    "arithmetic_errors",
+    "count_operations",
+    "find_arithmetic_steps",
+    "safe_eval",
+]
+
+MAX_SIDE_TOKENS = 120  # tokens scanned on each side of an equality sign (bounds the search)
+
 _START_KINDS = frozenset({"NUM", "LP", "FRAC", "ADD", "SUB"})  # a side may begin with these
 _END_KINDS = frozenset({"NUM", "RP", "PCT"})  # ... and end with these
 _OPERAND_END_KINDS = frozenset({"NUM", "RP", "PCT", "WORD"})
 _BOUNDARY_KINDS = frozenset({"EQ", "CMP", "BREAK", "WORD"})
-_CLOSERS = {"(": ")", "{": "}"}
-
-
-@dataclass(frozen=True)
-class _Tok:
-    kind: str
-    text: str
-    start: int
-    end: int
-    gap_before: bool  # whitespace directly before this token
-
-
-class _Reject(Exception):
-    """The token sequence is not a well-formed arithmetic expression."""
-
-
-class _Unevaluable(Exception):
-    """A well-formed expression whose value is out of limits or not a rational number."""
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    """Significant tokens of ``text`` (spaces and ignorable LaTeX dropped, gaps remembered)."""
-    tokens: list[_Tok] = []
-    gap = False
-    for m in _TOKEN_RE.finditer(text):
-        kind = m.lastgroup or "BREAK"
-        if kind == "SPACE":
-            gap = True
-            continue
-        if kind == "SKIP":
-            continue
-        if kind == "WORD" and m.group() in ("x", "X"):
-            kind = "TIMES_X"
-        tokens.append(_Tok(kind, m.group(), m.start(), m.end(), gap))
-        gap = False
-    return tokens
-
-
-# ----------------------------------------------------------------------------- parser
-# Tree nodes: ("num", Fraction) | ("neg", node) | ("pct", node) | ("bin", op, left, right)
-
-
-class _Parser:
-    """Recursive descent over the grammar in the module docstring; raises _Reject."""
-
-    def __init__(self, tokens: list[_Tok]) -> None:
-        self.tokens = tokens
-        self.i = 0
-        self.depth = 0
-
-    def parse(self) -> tuple:
-        if not self.tokens:
-            raise _Reject("empty")
-        node = self._expr()
-        if self.i != len(self.tokens):
-            raise _Reject("trailing tokens")
-        return node
-
-    def _peek(self) -> _Tok | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def _take(self, kind: str, text: str | None = None) -> _Tok:
-        tok = self._peek()
-        if tok is None or tok.kind != kind or (text is not None and tok.text != text):
-            raise _Reject(f"expected {kind}")
-        self.i += 1
-        return tok
-
-    def _enter(self) -> None:
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise _Reject("nesting too deep")
-
-    def _expr(self) -> tuple:
-        node = self._term()
-        while (tok := self._peek()) is not None and tok.kind in ("ADD", "SUB"):
-            self.i += 1
-            node = ("bin", "+" if tok.kind == "ADD" else "-", node, self._term())
-        return node
-
-    def _term(self) -> tuple:
-        node = self._unary()
-        while (tok := self._peek()) is not None:
-            if tok.kind in ("MUL", "DIV", "TIMES_X"):
-                self.i += 1
-                if tok.kind == "TIMES_X" and not self._operand_follows():
-                    raise _Reject("x used as a variable")  # '2x + 3', '3x - 1'
-                node = ("bin", "/" if tok.kind == "DIV" else "*", node, self._unary())
-            elif tok.kind == "LP" and tok.text == "(" and not tok.gap_before:
-                node = ("bin", "*", node, self._unary())  # implicit product: 3(4)
-            else:
-                break
-        return node
-
-    def _operand_follows(self) -> bool:
-        tok = self._peek()
-        return tok is not None and tok.kind in ("NUM", "LP", "FRAC")
-
-    def _unary(self) -> tuple:
-        tok = self._peek()
-        if tok is not None and tok.kind in ("ADD", "SUB"):
-            self.i += 1
-            self._enter()
-            operand = self._unary()
-            self.depth -= 1
-            return ("neg", operand) if tok.kind == "SUB" else operand
-        return self._power()
-
-    def _power(self) -> tuple:
-        base = self._postfix()
-        tok = self._peek()
-        if tok is not None and tok.kind == "POW":
-            self.i += 1
-            return ("bin", "^", base, self._unary())  # right-associative via _unary
-        return base
-
-    def _postfix(self) -> tuple:
-        node = self._atom()
-        tok = self._peek()
-        if tok is not None and tok.kind == "PCT":
-            self.i += 1
-            node = ("pct", node)
-        return node
-
-    def _atom(self) -> tuple:
-        tok = self._peek()
-        if tok is None:
-            raise _Reject("missing operand")
-        if tok.kind == "NUM":
-            self.i += 1
-            return ("num", _literal_value(tok.text))
-        if tok.kind == "LP":
-            return self._group()
-        if tok.kind == "FRAC":
-            self.i += 1
-            numerator = self._group("{")
-            denominator = self._group("{")
-            return ("bin", "/", numerator, denominator)
-        raise _Reject(f"unexpected {tok.kind}")
-
-    def _group(self, opener: str | None = None) -> tuple:
-        tok = self._take("LP", opener)
-        self._enter()
-        node = self._expr()
-        self._take("RP", _CLOSERS[tok.text])
-        self.depth -= 1
-        return node
-
-
-def _literal_value(text: str) -> Fraction:
-    digits = text.replace(",", "")
-    if sum(ch.isdigit() for ch in digits) > MAX_LITERAL_DIGITS:
-        raise _Reject("literal too long")
-    return Fraction(digits)
-
-
-def _parse(tokens: list[_Tok]) -> tuple | None:
-    try:
-        return _Parser(tokens).parse()
-    except _Reject:
-        return None
-
-
-def _count_binary(node: tuple) -> int:
-    if node[0] == "num":
-        return 0
-    if node[0] in ("neg", "pct"):
-        return _count_binary(node[1])
-    return 1 + _count_binary(node[2]) + _count_binary(node[3])
-
-
-def _has_percent(node: tuple) -> bool:
-    if node[0] == "num":
-        return False
-    if node[0] == "pct":
-        return True
-    if node[0] == "neg":
-        return _has_percent(node[1])
-    return _has_percent(node[2]) or _has_percent(node[3])
-
-
-# -------------------------------------------------------------------------- evaluator
-
-
-def _bits(value: Fraction) -> int:
-    return max(value.numerator.bit_length(), value.denominator.bit_length())
-
-
-def _checked(value: Fraction) -> Fraction:
-    if _bits(value) > MAX_BITS:
-        raise _Unevaluable("value too large")
-    return value
-
-
-def _power(base: Fraction, exponent: Fraction) -> Fraction:
-    if exponent.denominator != 1:
-        raise _Unevaluable("non-integer exponent")
-    n = exponent.numerator
-    if abs(n) > MAX_EXPONENT:
-        raise _Unevaluable("exponent too large")
-    # Check the result width *before* computing it: this is what makes 9**9**9 cheap.
-    if base not in (0, 1, -1) and _bits(base) * abs(n) > MAX_BITS + 64:
-        raise _Unevaluable("power too large")
-    return base**n  # Fraction(0) ** negative raises ZeroDivisionError
-
-
-def _evaluate(node: tuple, percent: bool = True) -> Fraction:
-    """Exact value of a tree; ``percent=False`` reads ``25%`` as 25. Raises on bad values."""
-    tag = node[0]
-    if tag == "num":
-        return node[1]
-    if tag == "neg":
-        return -_evaluate(node[1], percent)
-    if tag == "pct":
-        inner = _evaluate(node[1], percent)
-        return inner / 100 if percent else inner
-    op, left, right = node[1], _evaluate(node[2], percent), _evaluate(node[3], percent)
-    if op == "+":
-        return _checked(left + right)
-    if op == "-":
-        return _checked(left - right)
-    if op == "*":
-        return _checked(left * right)
-    if op == "/":
-        return _checked(left / right)
-    return _checked(_power(left, right))
-
-
-def _value(node: tuple | None, percent: bool = True) -> Fraction | None:
-    if node is None:
-        return None
-    try:
-        return _evaluate(node, percent)
-    except (ZeroDivisionError, _Unevaluable):
-        return None
-
-
-def safe_eval(expr: str) -> Fraction | None:
-    """Exact value of a pure arithmetic expression, or None (not arithmetic / not evaluable)."""
-    if not isinstance(expr, str) or len(expr) > MAX_EXPR_CHARS:
-        return None
-    tokens = _tokenize(expr)
-    if any(tok.kind not in _EXPR_KINDS for tok in tokens):
-        return None
-    return _value(_parse(tokens))
-
-
-# ------------------------------------------------------------------------ step finder
 
 
 @dataclass(frozen=True)
@@ -365,56 +84,56 @@ class ArithStep:
 class _Side:
     first: int  # token index range [first, last)
     last: int
-    node: tuple
+    node: Node
 
 
-def _lhs_context_ok(tokens: list[_Tok], first: int) -> bool:
+def _lhs_context_ok(tokens: list[Token], first: int) -> bool:
     """False when the span visibly continues leftwards into a variable or other text."""
     if first == 0:
         return True
     prev, head = tokens[first - 1], tokens[first]
-    if prev.kind in _BINARY_KINDS:
+    if prev.kind in BINARY_KINDS:
         return False
     if head.kind in ("ADD", "SUB") and prev.kind in _OPERAND_END_KINDS:
         return False  # the sign is really a binary operator applied to prev
     return not (prev.kind == "WORD" and not head.gap_before)
 
 
-def _rhs_context_ok(tokens: list[_Tok], last: int) -> bool:
+def _rhs_context_ok(tokens: list[Token], last: int) -> bool:
     """False when the span visibly continues rightwards (operator, glued '(' or variable)."""
     if last >= len(tokens):
         return True
     nxt = tokens[last]
-    if nxt.kind in _BINARY_KINDS:
+    if nxt.kind in BINARY_KINDS:
         return False
     if nxt.kind == "LP" and not nxt.gap_before:
         return False
     return not (nxt.kind == "WORD" and not nxt.gap_before and len(nxt.text) == 1)
 
 
-def _left_side(tokens: list[_Tok], lo: int, eq: int) -> _Side | None:
+def _left_side(tokens: list[Token], lo: int, eq: int) -> _Side | None:
     """Longest parseable token suffix of tokens[lo:eq], if its context allows it."""
     for first in range(max(lo, eq - MAX_SIDE_TOKENS), eq):
         if tokens[first].kind not in _START_KINDS:
             continue
-        node = _parse(tokens[first:eq])
+        node = parse_tokens(tokens[first:eq])
         if node is not None:
             return _Side(first, eq, node) if _lhs_context_ok(tokens, first) else None
     return None
 
 
-def _right_side(tokens: list[_Tok], eq: int, hi: int) -> _Side | None:
+def _right_side(tokens: list[Token], eq: int, hi: int) -> _Side | None:
     """Longest parseable token prefix of tokens[eq+1:hi], if its context allows it."""
     for last in range(min(hi, eq + 1 + MAX_SIDE_TOKENS), eq + 1, -1):
         if tokens[last - 1].kind not in _END_KINDS:
             continue
-        node = _parse(tokens[eq + 1 : last])
+        node = parse_tokens(tokens[eq + 1 : last])
         if node is not None:
             return _Side(eq + 1, last, node) if _rhs_context_ok(tokens, last) else None
     return None
 
 
-def _segment_bounds(tokens: list[_Tok], eq: int) -> tuple[int, int]:
+def _segment_bounds(tokens: list[Token], eq: int) -> tuple[int, int]:
     """Token index just after the previous boundary and of the next boundary around ``eq``."""
     lo = eq
     while lo > 0 and tokens[lo - 1].kind not in _BOUNDARY_KINDS:
@@ -425,7 +144,7 @@ def _segment_bounds(tokens: list[_Tok], eq: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _decimals(tokens: list[_Tok]) -> int | None:
+def _decimals(tokens: list[Token]) -> int | None:
     """Decimal places of a right side that is one (signed, maybe percent) literal, else None."""
     core = [t for t in tokens if t.kind not in ("ADD", "SUB", "PCT")]
     if len(core) != 1 or core[0].kind != "NUM":
@@ -448,34 +167,35 @@ def _matches(lhs: Fraction, rhs: Fraction, decimals: int | None) -> bool:
     return round(lhs, decimals) == rhs or _round_half_up(lhs, decimals) == rhs
 
 
-def _judge(lhs_value: Fraction | None, rhs: _Side, tokens: list[_Tok]) -> bool | None:
-    rhs_value = _value(rhs.node)
+def _judge(lhs_value: Fraction | None, rhs: _Side, tokens: list[Token]) -> bool | None:
+    rhs_value = evaluate(rhs.node)
     if lhs_value is None or rhs_value is None:
         return None
     decimals = _decimals(tokens[rhs.first : rhs.last])
     if _matches(lhs_value, rhs_value, decimals):
         return True
-    plain = _value(rhs.node, percent=False) if _has_percent(rhs.node) else None
+    plain = evaluate(rhs.node, percent=False) if has_percent(rhs.node) else None
     return plain is not None and _matches(lhs_value, plain, decimals)
 
 
-def _continuation(tokens: list[_Tok], rhs: _Side) -> _Side | None:
+def _continuation(tokens: list[Token], rhs: _Side) -> _Side | None:
     """The leading number of a right side such as ``5 + 1`` (running-total chains)."""
     head = tokens[rhs.first]
     if rhs.last - rhs.first < 2 or head.kind != "NUM":
         return None
-    return _Side(rhs.first, rhs.first + 1, ("num", _literal_value(head.text)))
+    node = parse_tokens([head])
+    return _Side(rhs.first, rhs.first + 1, node) if node is not None else None
 
 
-def _step_at(text: str, tokens: list[_Tok], eq: int) -> ArithStep | None:
+def _step_at(text: str, tokens: list[Token], eq: int) -> ArithStep | None:
     lo, hi = _segment_bounds(tokens, eq)
     lhs = _left_side(tokens, lo, eq)
-    if lhs is None or _count_binary(lhs.node) == 0:
+    if lhs is None or count_binary(lhs.node) == 0:
         return None
     rhs = _right_side(tokens, eq, hi)
     if rhs is None:
         return None
-    lhs_value = _value(lhs.node)
+    lhs_value = evaluate(lhs.node)
     correct = _judge(lhs_value, rhs, tokens)
     if correct is False:
         head = _continuation(tokens, rhs)
@@ -487,7 +207,7 @@ def _step_at(text: str, tokens: list[_Tok], eq: int) -> ArithStep | None:
         lhs=text[start : tokens[lhs.last - 1].end],
         rhs=text[tokens[rhs.first].start : end],
         lhs_value=lhs_value,
-        rhs_value=_value(rhs.node),
+        rhs_value=evaluate(rhs.node),
         correct=correct,
         start=start,
         end=end,
@@ -496,7 +216,7 @@ def _step_at(text: str, tokens: list[_Tok], eq: int) -> ArithStep | None:
 
 def find_arithmetic_steps(text: str) -> list[ArithStep]:
     """Every explicit step ``a op b = c`` in ``text``, in order (rules: module docstring)."""
-    tokens = _tokenize(text)
+    tokens = tokenize(text)
     steps = []
     for index, tok in enumerate(tokens):
         if tok.kind == "EQ":
@@ -519,6 +239,6 @@ def count_operations(text: str) -> int:
     """
     total = 0
     for step in find_arithmetic_steps(text):
-        node = _parse(_tokenize(step.lhs))
-        total += _count_binary(node) if node is not None else 0
+        node = parse_tokens(tokenize(step.lhs))
+        total += count_binary(node) if node is not None else 0
     return total

@@ -112,16 +112,20 @@ def config_parser(prog: str, doc: str, show: Sequence[str], own: str | None = No
         if not names:
             continue
         default = _lookup(defaults, path)
-        kwargs: dict[str, Any] = {"dest": path, "help": f"{meta['help']} (default: "
-                                  f"{_default_text(default)})"}
+        shown = "" if "default" in meta["help"] else f" (default: {_default_text(default)})"
+        metavar = ("B" if f.name == "budgets" else
+                   "{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else
+                   names[-1].lstrip("-").replace("-", "_").upper())
+        kwargs: dict[str, Any] = {"dest": path, "help": meta["help"] + shown, "metavar": metavar}
         hint = field_type(cls, f.name)
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0] if typing.get_origin(hint) is not tuple and args else hint
         if base is bool:
             kwargs["action"] = "store_true"
             kwargs["help"] = meta["help"]
+            del kwargs["metavar"]
         elif typing.get_origin(hint) is tuple or (args and typing.get_origin(args[0]) is tuple):
-            inner = typing.get_args(args[0] if args else hint)[0]
+            inner = typing.get_args(hint if typing.get_origin(hint) is tuple else args[0])[0]
             kwargs.update(nargs="+", type=positive_int if inner is int else inner,
                           choices=meta.get("choices"))
         else:
@@ -177,13 +181,17 @@ def validate(cfg: StudyConfig) -> None:
 
 
 def run_command(parser: Parser, argv: Sequence[str] | None,
-                body: Callable[[StudyConfig], int], base: StudyConfig | None = None) -> int:
-    """Parse flags into a config and run ``body``; a user error ends as one line, exit 2."""
+                body: Callable[[StudyConfig], Any], base: StudyConfig | None = None) -> int:
+    """Parse flags into a config and run ``body``; a user error ends as one line, exit 2.
+
+    ``body`` returns an exit code, or anything else (a summary) for success.
+    """
     args = parser.parse_args(argv)
     try:
-        return body(config_from_args(args, base))
+        result = body(config_from_args(args, base))
     except USER_ERRORS as exc:
         return fail(str(exc))
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def fail(message: str) -> int:

@@ -42,6 +42,7 @@ Otherwise math-verify decides (gold first; it is not symmetric).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -149,12 +150,18 @@ def _statement_number(segment: str) -> str | None:
     return normalize_number(segment)
 
 
-def _last_hash_answer(text: str) -> str | None:
-    for match in reversed(list(_HASH_ANSWER.finditer(text))):
-        number = _statement_number(match.group(1))
+def _first_stated_number(segments: Iterable[str]) -> str | None:
+    """Number of the first segment that states one. Callers pass their candidate statements
+    last-first (lazily), because the last statement with a number wins."""
+    for segment in segments:
+        number = _statement_number(segment)
         if number is not None:
             return number
     return None
+
+
+def _last_hash_answer(text: str) -> str | None:
+    return _first_stated_number(m.group(1) for m in reversed(list(_HASH_ANSWER.finditer(text))))
 
 
 def _braced_argument(text: str, start: int) -> str | None:
@@ -185,11 +192,7 @@ def _boxed_contents(text: str) -> list[str]:
 
 
 def _last_boxed_answer(text: str) -> str | None:
-    for content in reversed(_boxed_contents(text)):
-        number = _statement_number(content)
-        if number is not None:
-            return number
-    return None
+    return _first_stated_number(reversed(_boxed_contents(text)))
 
 
 def _statement_segment(after: str) -> str:
@@ -200,11 +203,8 @@ def _statement_segment(after: str) -> str:
 
 
 def _last_answer_statement(text: str) -> str | None:
-    for match in reversed(list(_ANSWER_STATEMENT.finditer(text))):
-        number = _statement_number(_statement_segment(text[match.end() :]))
-        if number is not None:
-            return number
-    return None
+    matches = reversed(list(_ANSWER_STATEMENT.finditer(text)))
+    return _first_stated_number(_statement_segment(text[m.end() :]) for m in matches)
 
 
 def extract_strict(text: str) -> str | None:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from study.errors import DatasetError  # also re-exported: callers catch problems.DatasetError
 from study.grading import parse_gold
 
 # Qwen2.5's recommended math instruction; chat models then end with a boxed answer we can grade.
@@ -23,10 +24,6 @@ GSM8K_CACHE_NAME = "gsm8k_test.jsonl"
 DEFAULT_GENERATED_SIZE = 500  # problems drawn for seeded generated sets when --num-samples is unset
 
 
-class DatasetError(Exception):
-    """The dataset cannot be loaded for a reason the user can fix."""
-
-
 @dataclass(frozen=True)
 class Problem:
     problem_id: str
@@ -35,7 +32,13 @@ class Problem:
     prompt: str  # the user message sent to the model
 
 
+def _problem(prefix: str, index: int, question: str, answer: str, suffix: str) -> Problem:
+    """One Problem: the id format and gold parsing are shared by every dataset."""
+    return Problem(f"{prefix}-{index:05d}", question, parse_gold(answer), question + suffix)
+
+
 def is_local_dataset(name: str) -> bool:
+    """Whether ``--dataset`` names a local file (by its suffix) rather than a known set."""
     return Path(name).suffix.lower() in LOCAL_SUFFIXES
 
 
@@ -60,12 +63,8 @@ def load_problems(name: str, num_samples: int | None, seed: int, data_dir: Path)
 
 def _take(rows: list[dict], num_samples: int | None, prefix: str, suffix: str) -> list[Problem]:
     rows = rows if num_samples is None else rows[:num_samples]
-    problems = []
-    for index, row in enumerate(rows):
-        question = str(row["question"]).strip()
-        problems.append(Problem(f"{prefix}-{index:05d}", question, parse_gold(str(row["answer"])),
-                                question + suffix))
-    return problems
+    return [_problem(prefix, index, str(row["question"]).strip(), str(row["answer"]), suffix)
+            for index, row in enumerate(rows)]
 
 
 def _reasoning_gym_problems(name: str, num_samples: int | None, seed: int) -> list[Problem]:
@@ -81,11 +80,8 @@ def _reasoning_gym_problems(name: str, num_samples: int | None, seed: int) -> li
     else:
         data = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
         suffix, prefix = GSM8K_SUFFIX, f"gsm-symbolic-s{seed}"
-    return [
-        Problem(f"{prefix}-{i:05d}", item["question"], parse_gold(str(item["answer"])),
-                item["question"] + suffix)
-        for i, item in enumerate(data)
-    ]
+    return [_problem(prefix, i, item["question"], str(item["answer"]), suffix)
+            for i, item in enumerate(data)]
 
 
 def _gsm8k_rows(data_dir: Path) -> list[dict]:

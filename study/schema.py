@@ -2,12 +2,18 @@
 
 Record files and summaries are plain JSON (the spec's schema); these TypedDicts say what each
 holds, and every reader (console tables, the report, the figures, later phases) goes through
-them instead of guessing keys.
+them instead of guessing keys. They describe the files as the phases write them today: a key
+that is sometimes absent sits in a ``total=False`` part, and numbers that can be undefined (a
+std of one run, an accuracy over no solutions) are ``None``, never NaN (``tables.finite``).
+
+Per-budget blocks are keyed by the budget as a string (JSON object keys) and carry it again as
+an int under ``"budget"``; ``tables.by_budget`` lists them in budget order. Keys named ``from``
+(a Python keyword) force the functional TypedDict syntax for the step and window types.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class Record(TypedDict):
@@ -28,3 +34,306 @@ class Record(TypedDict):
 
 
 RECORD_KEYS: tuple[str, ...] = tuple(Record.__annotations__)
+
+
+# ---------------------------------------------------------------- provenance (every summary)
+
+class Provenance(TypedDict, total=False):
+    """``store.provenance``: the base block, plus what each phase adds (generation stats for the
+    generating phases, ``rules`` for the structure analysis). Only read, never required."""
+
+    schema_version: int
+    config: dict[str, Any]  # the resolved config of the run
+    seed: int | None
+    packages: dict[str, str | None]
+    python: str
+    platform: str
+    git: str | None  # commit, "-dirty" appended when the tree had changes
+    device: str | None
+    wall_time_s: float
+    written_at: str
+    record_files: dict[str, str]  # file name -> sha256
+    # generating phases (1, 1b, 3)
+    fingerprint: str
+    rollout_config: dict[str, Any]
+    reused_rollouts_from: str | None
+    rollouts_total: int
+    rollouts_generated: int
+    rollouts_resumed_or_reused: int
+    generated_tokens: int
+    generation_s: float
+    tokens_per_s: float | None
+    batch_size: int
+    rules: str  # phase 3 structure
+
+
+# ---------------------------------------------------------------- phases 1 and 3: accuracy
+
+class AccuracyRow(TypedDict):
+    """Accuracy at one budget over n records (phase 1, and phase 3's fine grid)."""
+
+    budget: int
+    n: int
+    n_correct: int
+    accuracy: float
+    ci_low: float  # Wilson 95 %
+    ci_high: float
+    accuracy_strict: float
+    avg_tokens: float
+    hit_budget_rate: float  # share cut by the budget
+
+
+class Phase1Summary(TypedDict):
+    """``results/phase1_combined_{model}.json``."""
+
+    phase: str  # "phase1"
+    model: str  # as given (alias, hub id or folder)
+    dataset: str
+    budgets: dict[str, AccuracyRow]
+    saturation_budget: int | None  # smallest budget within the best budget's CI
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- phase 1b
+
+class StochasticRow(TypedDict):
+    """k samples per problem at one budget."""
+
+    budget: int
+    n_problems: int
+    k: int
+    mean_accuracy: float  # mean over the k sample runs
+    std_accuracy: float | None  # spread over the k runs (None for k = 1)
+    run_accuracies: list[float]  # accuracy of each sample run
+    ci_low: float | None  # bootstrap over problems
+    ci_high: float | None
+    success_histogram: dict[str, int]  # "j/k" -> problems solved j times, in order
+    pass_at_k: dict[str, float]  # "j" -> pass@j, j = 1..k
+    pass_at_k_ci: dict[str, list[float | None]]
+    maj_at_k: dict[str, float]
+    maj_at_k_ci: dict[str, list[float | None]]
+    accuracy_strict: float
+    avg_tokens: float
+    hit_budget_rate: float
+
+
+_ComparisonBase = TypedDict("_ComparisonBase", {
+    "from": int, "to": int,
+    "mean_diff": float,  # mean per-problem success, high budget minus low
+    "ci_low": float | None, "ci_high": float | None,  # paired bootstrap
+    "p_value": float, "test": str,  # "mcnemar-exact" or "wilcoxon"
+    "n": int, "is_plateau": bool, "verdict": str,
+})
+
+
+class BudgetComparison(_ComparisonBase, total=False):
+    """Consecutive budgets compared problem by problem (discordant counts: McNemar only)."""
+
+    b_only: int
+    a_only: int
+
+
+class PlateauSettings(TypedDict):
+    bootstrap_resamples: int
+    min_effect: float
+    alpha: float
+    confidence: float
+    seed: int
+
+
+class Phase1bSummary(TypedDict):
+    """``results/phase1b_summary_{model}.json``."""
+
+    phase: str  # "phase1b"
+    model: str
+    dataset: str
+    samples: int  # k
+    budgets: dict[str, StochasticRow]
+    comparisons: list[BudgetComparison]
+    criterion: str
+    verdict: str  # one line: "PLATEAU GENUINE over ..." / "PLATEAU NOT CONFIRMED ..."
+    analysis: PlateauSettings
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- phase 2
+
+class Share(TypedDict):
+    """Counts of labels and their percent of ``n`` (None when n is 0)."""
+
+    n: int
+    counts: dict[str, int]
+    pct: dict[str, float | None]  # percent, one decimal
+
+
+class ErrorTypeBlock(Share):
+    by_annotator: dict[str, Share]  # "human" / "auto"
+
+
+class Unrecoverable(TypedDict):
+    n: int
+    count: int  # rows labelled recoverable=no
+    pct: float | None
+
+
+class UnrecoverableSummary(Unrecoverable):
+    by_budget: dict[str, Unrecoverable]
+    by_error_type: dict[str, Unrecoverable]
+
+
+class PersistentProblem(TypedDict):
+    problem_id: str
+    types: dict[str, str]  # budget -> error type
+    same: bool
+
+
+class PersistentErrors(TypedDict):
+    n_problems: int  # annotated at more than one budget
+    same_type: int
+    changed_type: int
+    same_type_pct: float | None
+    wrong_at_several_budgets_in_results: int
+    problems: list[PersistentProblem]
+
+
+class EvolutionPair(TypedDict):
+    from_budget: int
+    to_budget: int
+    matrix: dict[str, dict[str, int]]  # type at from_budget -> state at to_budget
+
+
+class Evolution(TypedDict):
+    states: list[str]  # the error types, "fixed", "unsampled"
+    pairs: list[EvolutionPair]
+    total: dict[str, dict[str, int]]
+
+
+class _AgreementBase(TypedDict):
+    n: int  # human rows
+    kappa: float | None
+    observed_agreement: float | None
+    confusion: dict[str, dict[str, int]]  # suggestion -> human label
+    note: str
+
+
+class SuggestionAgreement(_AgreementBase, total=False):
+    n_with_suggestion: int  # only when there are human rows
+
+
+class Phase2Summary(TypedDict):
+    """``results/phase2_error_analysis_{model}.json`` (see annotations/SCHEMA.md)."""
+
+    phase: str  # "phase2"
+    model: str  # the model tag
+    budgets: list[int]  # annotated budgets
+    label_sources: dict[str, int]  # annotator -> rows
+    errors_in_results: dict[str, int]  # wrong answers per budget in phase 1
+    error_types: dict[str, ErrorTypeBlock]
+    recoverable: dict[str, Share]  # per budget, and "all"
+    unrecoverable: UnrecoverableSummary
+    persistent_errors: PersistentErrors
+    evolution: Evolution
+    suggestion_agreement: SuggestionAgreement
+    files: dict[str, str]  # budget -> TSV path
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- phase 3: the cliff
+
+_GainBase = TypedDict("_GainBase", {"from": int, "to": int, "gain": float,
+                                    "gain_per_token": float})
+
+
+class GainStep(_GainBase, total=False):
+    """Accuracy gain between consecutive grid budgets; the CI (on the gain per token) is absent
+    when there was nothing to resample."""
+
+    ci_low: float
+    ci_high: float
+
+
+class BootstrapSettings(TypedDict):
+    resamples: int
+    seed: int
+    unit: str  # "problem"
+    paired_across_budgets: bool
+
+
+class CliffSummary(TypedDict):
+    """``results/phase3_cliff_summary_{model}.json``."""
+
+    phase: str  # "phase3"
+    model: str
+    dataset: str
+    budgets: dict[str, AccuracyRow]
+    gains: list[GainStep]
+    steepest: list[GainStep]  # largest gain per token first
+    total_gain: float
+    half_gain_window: list[int] | None  # [from, to]; None when accuracy does not rise
+    half_gain_window_gain: float | None
+    bootstrap: BootstrapSettings
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- phase 3: solution structure
+
+class Proportion(TypedDict):
+    n: int
+    n_correct: int
+    accuracy: float | None  # None over no solutions
+    ci_low: float
+    ci_high: float
+
+
+class StructureMetrics(TypedDict):
+    """The structure of a set of graded solutions (one budget, or one length group)."""
+
+    n: int
+    accuracy: float | None
+    avg_tokens: float | None
+    tokens_per_phase: dict[str, float | None]  # setup / computation / verification
+    token_share_per_phase: dict[str, float | None]
+    verification_share: float | None  # solutions with a verification phase
+    avg_steps: float | None
+    avg_operations: float | None
+    arith_steps_checked: int
+    arith_errors: int
+    arith_error_rate: float | None
+    with_verification: Proportion
+    without_verification: Proportion
+
+
+class StructureRow(StructureMetrics):
+    budget: int
+    source: str  # "phase3", or "phase1" with --include-phase1
+
+
+class LengthGroup(StructureMetrics):
+    """Solutions below / inside / above the cliff window, by their own length."""
+
+    length: str  # e.g. "49..64"
+    accuracy_at_window_start: float | None
+    accuracy_at_window_end: float | None
+    gain_share: float | None  # share of the window's accuracy gain
+
+
+CliffWindow = TypedDict("CliffWindow", {
+    "from": int, "to": int,
+    "chosen_by": str,  # "half_gain_window" or "steepest_step"
+    "measured_at_budget": int,  # the budget whose solutions are grouped
+})
+
+
+class StructureSummary(TypedDict):
+    """``results/phase3_structure_analysis_{model}.json``."""
+
+    phase: str  # "phase3_structure"
+    model: str
+    dataset: str | None
+    token_counter: str
+    budgets: dict[str, StructureRow]
+    window: CliffWindow | None
+    groups: dict[str, LengthGroup] | None  # "below" / "inside" / "above"
+    phase1_note: str | None  # why phase-1 budgets were not added (--include-phase1)
+    provenance: Provenance
+

@@ -217,10 +217,7 @@ class RolloutLog:
         lines = self.path.read_text(encoding="utf-8").splitlines()
         if not lines:
             return {}
-        try:
-            header = json.loads(lines[0])
-        except json.JSONDecodeError:
-            header = {}
+        header = _parse_header(lines[0])
         if header.get("fingerprint") != self.header.get("fingerprint"):
             raise ResultsError(
                 f"{self.path}: partial results from a different configuration "
@@ -262,6 +259,20 @@ class RolloutLog:
             cut = data.rfind(b"\n") + 1
             with open(self.path, "r+b") as handle:
                 handle.truncate(cut)
+
+
+def read_rollout_header(path: Path) -> dict:
+    """The JSON header line of a rollout log ({} when it is missing or torn)."""
+    with open(path, encoding="utf-8") as handle:
+        return _parse_header(handle.readline())
+
+
+def _parse_header(line: str) -> dict:
+    try:
+        header = json.loads(line)
+    except json.JSONDecodeError:
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 def describe_diff(old: dict, new: dict) -> str:

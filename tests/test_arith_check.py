@@ -1,4 +1,4 @@
-"""Tests for arith_check: the safe evaluator and the explicit-step finder."""
+"""Tests for arith_parse and arith_check: the safe evaluator and the explicit-step finder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from study import arith_check
+from study import arith_check, arith_parse
 from study.arith_check import arithmetic_errors, count_operations, find_arithmetic_steps, safe_eval
 
 F = Fraction
@@ -111,11 +111,57 @@ def test_growth_through_repeated_products_is_capped() -> None:
     assert safe_eval(expr) is None
 
 
+# ------------------------------------------------------------ parser building blocks
+
+
+@pytest.mark.parametrize(
+    ("expr", "operators", "percent", "plain_value"),
+    [
+        ("2 + 3 * 4", 2, False, F(14)),
+        ("3(4)", 1, False, F(12)),  # the implicit product counts as an operation
+        ("-(2 ^ 3)", 1, False, F(-8)),  # unary minus is not a binary operator
+        ("\\frac{1}{4}", 1, False, F(1, 4)),
+        ("80 * 25%", 1, True, F(2000)),  # percent=False reads 25% as 25
+        ("-5%", 0, True, F(-5)),
+        ("7", 0, False, F(7)),
+    ],
+)
+def test_tree_helpers(expr: str, operators: int, percent: bool, plain_value: Fraction) -> None:
+    node = arith_parse.parse_tokens(arith_parse.tokenize(expr))
+    assert node is not None
+    assert arith_parse.count_binary(node) == operators
+    assert arith_parse.has_percent(node) is percent
+    assert arith_parse.evaluate(node, percent=False) == plain_value
+    assert arith_parse.evaluate(node) == safe_eval(expr)
+
+
+def test_tokenize_keeps_offsets_and_gaps() -> None:
+    text = "So 3x4 = 12$"
+    tokens = arith_parse.tokenize(text)
+    assert [(t.kind, t.text) for t in tokens] == [
+        ("WORD", "So"), ("NUM", "3"), ("TIMES_X", "x"), ("NUM", "4"), ("EQ", "="), ("NUM", "12"),
+    ]  # the dollar sign is dropped
+    assert all(text[t.start : t.end] == t.text for t in tokens)
+    assert [t.gap_before for t in tokens] == [False, True, False, False, True, True]
+
+
+def test_parse_and_evaluate_reject_cleanly() -> None:
+    assert arith_parse.parse_tokens([]) is None
+    assert arith_parse.parse_tokens(arith_parse.tokenize("2 +")) is None
+    assert arith_parse.evaluate(None) is None
+    assert arith_parse.evaluate(arith_parse.parse_tokens(arith_parse.tokenize("1/0"))) is None
+
+
+def test_safe_eval_is_still_importable_from_both_modules() -> None:
+    assert arith_check.safe_eval is arith_parse.safe_eval
+
+
 # -------------------------------------------------------------- no eval / exec ever
 
 
-def test_no_eval_exec_or_compile_in_module_source() -> None:
-    tree = ast.parse(Path(arith_check.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", [arith_parse, arith_check])
+def test_no_eval_exec_or_compile_in_module_source(module) -> None:
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     called = {
         node.func.id
         for node in ast.walk(tree)

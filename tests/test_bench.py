@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import statistics
 
@@ -9,21 +11,23 @@ import pytest
 import torch
 
 from bench import bench_generation as bench
+from bench import workload
+from config import StudyConfig
 
 
 def test_stop_lengths_follow_the_spec_distribution():
-    lengths = bench.stop_lengths(4000, 2048, seed=5)
+    lengths = workload.stop_lengths(4000, 2048, seed=5)
     beyond = sum(n > 2048 for n in lengths) / len(lengths)
     assert abs(statistics.median(lengths) - 280) < 25
     assert 0.08 < beyond < 0.12
     assert min(lengths) >= 1 and max(lengths) == 2049
-    assert lengths == bench.stop_lengths(4000, 2048, seed=5)
+    assert lengths == workload.stop_lengths(4000, 2048, seed=5)
 
 
 def test_forced_stops_mask_eos_before_and_force_it_at_the_stop():
     logits = torch.zeros(3, 10)
     logits[:, 2] = 5.0  # EOS would win everywhere
-    out = bench.force_stops(logits, torch.tensor([0, 3, 4]), torch.tensor([5, 4, 9]), (2, 7))
+    out = workload.force_stops(logits, torch.tensor([0, 3, 4]), torch.tensor([5, 4, 9]), (2, 7))
     choice = out.argmax(dim=-1).tolist()
     assert choice[1] == 2  # step 3 is the 4th token: the stop
     assert choice[0] != 2 and choice[2] != 2 and out[0, 7] == float("-inf")
@@ -32,25 +36,55 @@ def test_forced_stops_mask_eos_before_and_force_it_at_the_stop():
 
 def test_workload_reuses_phase1_for_phase3_only_when_budgets_fit():
     prompts = [[1, 2, 3]] * 4
-    work = bench.build_workload(prompts, [16, 32], [12, 20], [16], 3, 1, "ids")
+    work = workload.build_workload(prompts, [16, 32], [12, 20], [16], 3, 1, "ids")
     names = {p.name: p for p in work.phases}
     assert names["phase3"].reuses == "phase1" and names["phase1"].reuses is None
     assert len(names["phase1b"].prompt_index) == 12
     assert names["phase3"].stops == names["phase1"].stops
-    wider = bench.build_workload(prompts, [16], [12, 20], [], 0, 1, "ids")
+    wider = workload.build_workload(prompts, [16], [12, 20], [], 0, 1, "ids")
     assert [p.name for p in wider.phases] == ["phase1", "phase3"]
     assert wider.phases[1].reuses is None
 
 
+def test_defaults_are_the_study_config():
+    cfg, args = StudyConfig(), bench.build_parser().parse_args([])
+    assert tuple(args.budgets) == cfg.phase1.budgets
+    assert tuple(args.cliff_budgets) == cfg.phase3.budgets
+    assert tuple(args.stochastic_budgets) == cfg.phase1b.budgets
+    assert (args.samples, args.seed) == (cfg.phase1b.samples, cfg.seed)
+    work = workload.build_workload([[1, 2, 3]] * 2, [16], [], [16], 2, 1, "ids")
+    sampling = {p.name: p.sampling for p in work.phases}
+    assert sampling["phase1"].greedy
+    assert (sampling["phase1b"].temperature, sampling["phase1b"].top_p) == (
+        cfg.phase1b.temperature, cfg.phase1b.top_p)
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def run(tmp_path_factory):
+    """The benchmark at test size: (its JSON report, what it wrote on stderr)."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    code = bench.main(["--model", "tiny", "--num-prompts", "6", "--batch-size", "3",
-                       "--budgets", "8", "16", "24", "--cliff-budgets", "12", "20",
-                       "--stochastic-budgets", "12", "16", "--samples", "2", "--device", "cpu",
-                       "--out", str(out)])
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = bench.main(["--model", "tiny", "--num-prompts", "6", "--batch-size", "3",
+                           "--budgets", "8", "16", "24", "--cliff-budgets", "12", "20",
+                           "--stochastic-budgets", "12", "16", "--samples", "2",
+                           "--device", "cpu", "--out", str(out)])
     assert code == 0
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def report(run):
+    return run[0]
+
+
+def test_benchmark_shows_progress(run):
+    """A line per stage (the SmolLM2 workload used to run minutes in silence)."""
+    lines = [line for line in run[1].splitlines() if line.startswith("[bench")]
+    stages = " | ".join(lines)
+    for stage in ("loading tiny", "ours phase1", "ours phase3: read off phase1",
+                  "ours phase1b", "baseline phase1", "baseline phase1b", "done"):
+        assert stage in stages
 
 
 def test_benchmark_report_structure(report):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import utils
-from config import SamplingConfig
+from engine import loading, scheduler
+from utils import SamplingConfig
 
 MESSAGES = ["What is 2+3?", "Calculate 4 * 7 + 2. Let's think step by step.", "hi",
             "A farmer has 12 cows and buys 5 more. How many cows?"]
@@ -74,43 +75,24 @@ def test_different_seeds_and_samples_give_different_draws(tiny_lm):
     assert utils.row_seed(1, "p", 0) == utils.row_seed(1, "p", 0) != utils.row_seed(2, "p", 0)
 
 
-def test_gumbel_noise_is_uniformish_and_counter_based():
-    seeds = torch.tensor([1, 2, 3])
-    a, b = utils.gumbel_noise(seeds, 5, 5000), utils.gumbel_noise(seeds, 5, 5000)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, utils.gumbel_noise(seeds, 6, 5000))
-    assert torch.isfinite(a).all()
-    # Gumbel(0,1): mean = Euler-Mascheroni constant, variance = pi^2 / 6
-    assert abs(a.mean().item() - 0.5772) < 0.03
-    assert abs(a.var().item() - 1.6449) < 0.1
-
-
-def test_top_p_restricts_to_nucleus():
-    logits = torch.tensor([[5.0, 4.9, 0.0, -1.0, -2.0]])
-    seen = {int(utils.choose_next_tokens(logits, SamplingConfig(1.0, 0.6),
-                                         torch.tensor([s]), 0)) for s in range(200)}
-    assert seen == {0, 1}
-    assert int(utils.choose_next_tokens(logits, GREEDY, torch.tensor([0]), 0)) == 0
-
-
 def test_out_of_memory_halves_the_batch(tiny_lm, monkeypatch):
     prompts = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES)
-    real = utils.decode_batch
+    real = scheduler.decode_batch
     sizes = []
 
-    def flaky(lm, batch, *args):
+    def flaky(lm, batch, *args, **kwargs):
         sizes.append(len(batch))
         if len(batch) > 1:
             raise torch.cuda.OutOfMemoryError("simulated")
-        return real(lm, batch, *args)
+        return real(lm, batch, *args, **kwargs)
 
-    monkeypatch.setattr(utils, "decode_batch", flaky)
+    monkeypatch.setattr(scheduler, "decode_batch", flaky)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     done = []
     rollouts = utils.generate_rollouts(tiny_lm, prompts, 8, GREEDY, [0] * 4, 4,
                                        on_batch=lambda idx, r: done.extend(idx), progress=False)
     assert sizes[:3] == [4, 2, 1] and len(rollouts) == 4 and sorted(done) == [0, 1, 2, 3]
-    monkeypatch.setattr(utils, "decode_batch", real)
+    monkeypatch.setattr(scheduler, "decode_batch", real)
     assert rollouts == utils.generate_rollouts(tiny_lm, prompts, 8, GREEDY, [0] * 4, 4,
                                                progress=False)
 
@@ -135,12 +117,12 @@ def test_prefix_can_be_extended_without_regenerating(tiny_lm):
 ])
 def test_precision_rule(precision, device, params_b, total, expected):
     dev = torch.device(device)
-    assert utils.resolve_precision(precision, dev, params_b, total) == expected
+    assert loading.resolve_precision(precision, dev, params_b, total) == expected
 
 
 def test_quantised_precision_on_cpu_is_a_clear_error():
     with pytest.raises(utils.ModelLoadError, match="needs a CUDA GPU"):
-        utils.resolve_precision("nf4", torch.device("cpu"), 1.5)
+        loading.resolve_precision("nf4", torch.device("cpu"), 1.5)
 
 
 def test_rollout_at_budget_counts_eos_inside_budget():
@@ -149,3 +131,28 @@ def test_rollout_at_budget_counts_eos_inside_budget():
     assert rollout.at_budget(10) == ((5, 6, 2), False)
     assert rollout.at_budget(2) == ((5, 6), True)
     assert utils.Rollout((5, 6, 7), eos=False).at_budget(3) == ((5, 6, 7), True)
+
+
+def test_model_names_resolve_or_fail_clearly(tmp_path):
+    assert utils.resolve_model("qwen-7b") is utils.MODEL_ALIASES["qwen-7b"]
+    hub = utils.resolve_model("Org/Some-Model")
+    assert (hub.source, hub.path, hub.alias) == ("hub", "Org/Some-Model", "Org--Some-Model")
+    assert utils.resolve_model(str(tmp_path)).alias == utils.model_tag(str(tmp_path))
+    assert utils.model_tag("smollm2-135m") == "smollm2-135m"
+    with pytest.raises(utils.ModelLoadError, match="unknown model 'gpt-9'"):
+        utils.resolve_model("gpt-9")
+
+
+def test_public_face_exports_the_engine_api():
+    for name in utils.__all__:
+        assert getattr(utils, name) is not None
+    assert utils.PRECISIONS == ("auto", "nf4", "int8", "bf16", "fp32")
+    assert utils.KV_LAYOUTS == ("auto", "static", "growing")
+    assert utils.device_description(utils.LoadedModel(None, None, torch.device("cpu"), "fp32",
+                                                      "x", (2,))).startswith("cpu (")
+
+
+def test_unknown_kv_layout_is_refused(tiny_lm):
+    with pytest.raises(ValueError, match="kv_layout 'slots'"):
+        utils.generate_rollouts(tiny_lm, [[1, 2]], 4, GREEDY, [0], 1, progress=False,
+                                kv_layout="slots")

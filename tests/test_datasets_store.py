@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import config
+import utils
+from study import errors, store
 from study import problems as problems_io
-from study import store
 
 
 def test_arith_demo_set_is_seeded_and_stable():
@@ -55,6 +56,13 @@ def test_local_file_without_answer_column_names_the_row(tmp_path):
     path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n" + json.dumps({"q": 1}))
     with pytest.raises(problems_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
         problems_io.load_problems(str(path), None, 0, tmp_path)
+
+
+def test_dataset_errors_are_user_errors():
+    assert problems_io.DatasetError is errors.DatasetError
+    assert issubclass(problems_io.DatasetError, errors.UserError)
+    with pytest.raises(errors.UserError, match="unknown dataset"):
+        problems_io.load_problems("no-such-set", 1, 0, config.REPO_ROOT / "data")
 
 
 def test_gsm8k_uses_the_local_cache_before_the_hub(tmp_path):
@@ -122,10 +130,10 @@ def test_provenance_block_has_what_a_reviewer_asks_for(tmp_path):
     ("org/we ird:name", "org--we--ird--name"),
 ])
 def test_model_tags_are_filesystem_safe(model, tag):
-    assert config.model_tag(model) == tag
+    assert utils.model_tag(model) == tag
 
 
 def test_unknown_model_lists_the_aliases():
-    with pytest.raises(ValueError, match="qwen-1.5b, qwen-7b"):
-        config.resolve_model("gpt-5")
-    assert config.resolve_model("qwen-7b").path == "Qwen/Qwen2.5-7B-Instruct"
+    with pytest.raises(utils.ModelLoadError, match="qwen-1.5b, qwen-7b"):
+        utils.resolve_model("gpt-5")
+    assert utils.resolve_model("qwen-7b").path == "Qwen/Qwen2.5-7B-Instruct"

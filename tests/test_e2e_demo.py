@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 import run_all
+from config import DEMO_CONFIG, load_yaml
 from study import store
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
+DEMO = load_yaml(DEMO_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +28,14 @@ def demo_dirs(tmp_path_factory) -> dict[str, Path]:
 def test_demo_prints_a_real_saturation_curve(demo_dirs):
     summary = store.read_json(store.phase1_combined_path(demo_dirs["results"], MODEL))
     rows = {int(b): r for b, r in summary["budgets"].items()}
-    assert sorted(rows) == run_all.DEMO["budgets"]
+    assert tuple(sorted(rows)) == DEMO.phase1.budgets
     smallest, largest = rows[min(rows)], rows[max(rows)]
     # The curve rises: 16 tokens cut almost every answer; the plateau is clearly higher.
     assert smallest["hit_budget_rate"] > 0.9
     assert largest["accuracy"] > smallest["accuracy"] + 0.1
     assert largest["avg_tokens"] > smallest["avg_tokens"]
     records = store.read_json(store.phase1_record_path(demo_dirs["results"], MODEL, 512))
-    assert len(records) == run_all.DEMO["num_samples"]
+    assert len(records) == DEMO.data.num_samples
     assert all(r["generated"] for r in records)
     prov = summary["provenance"]
     assert prov["device"].startswith("cpu") and prov["tokens_per_s"] > 0
@@ -46,7 +48,7 @@ def test_demo_runs_every_later_phase(demo_dirs):
     assert cliff["provenance"]["rollouts_generated"] == 0  # derived from phase-1 rollouts
     assert store.phase3_structure_path(results, MODEL).exists()
     assert store.phase2_analysis_path(results, MODEL).exists()
-    tsvs = sorted(demo_dirs["annotations"].glob("annotate_errors_budget*.tsv"))
+    tsvs = sorted((demo_dirs["annotations"] / MODEL).glob("annotate_errors_budget*.tsv"))
     assert tsvs, "phase 2 wrote no annotation files"
     figures = {p.name for p in demo_dirs["figures"].glob("*.png")}
     assert f"fig1_saturation_curve_{MODEL}.png" in figures

@@ -14,8 +14,7 @@ import pytest
 
 import phase1_main
 import run_all
-from study import runner
-from study import store
+from study import runner, store
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"problem_id", "question", "ground_truth", "generated", "predicted",
@@ -52,7 +51,8 @@ def test_phase1_writes_spec_files(tiny_model_dir, arith_file, tmp_path, capsys):
     row = summary["budgets"]["4"]
     assert row["n"] == 6 and 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
     prov = summary["provenance"]
-    assert prov["config"]["budgets"] == [4, 12] and prov["seed"] == 1234
+    assert prov["config"]["phase1"]["budgets"] == [4, 12] and prov["seed"] == 1234
+    assert prov["budgets"] == [4, 12] and prov["strategy"] == "truncation"
     assert prov["packages"]["torch"] and prov["generated_tokens"] == 6 * 12
     assert set(prov["record_files"]) == {p.name for p in results.glob("phase1_main_*.json")}
     out = capsys.readouterr().out
@@ -200,3 +200,13 @@ def test_other_budgets_are_rederived_from_stored_rollouts(tiny_model_dir, arith_
     combined = store.read_json(next(results.glob("phase1_combined_*.json")))
     assert sorted(int(b) for b in combined["budgets"]) == [6, 12]
     assert combined["provenance"]["rollouts_generated"] == 0
+
+
+def test_an_internal_error_is_a_bug_with_a_traceback_not_a_user_error(monkeypatch, arith_file):
+    """Only the project's user-error classes end as one line with exit 2."""
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(runner, "run_budget_phase", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        phase1_main.main(["--model", "smollm2-135m", "--dataset", str(arith_file)])

@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 
 import phase1b_stochastic as p1b
-from study import store
 import utils
-from config import model_tag
+from config import StatisticsConfig
+from study import plateau, store
+from study.errors import ResultsError
 
 K = 3
 BUDGETS = (4, 8)
+
+
+def stats_cfg(resamples: int) -> StatisticsConfig:
+    """The default statistics settings with fewer bootstrap resamples (fast tests)."""
+    return StatisticsConfig(bootstrap_resamples=resamples)
 
 
 # ------------------------------------------------------------------ end to end (tiny model)
@@ -61,14 +67,14 @@ def test_k_records_per_problem_and_smaller_budget_is_a_prefix(first_run):
     records = record_files(first_run[2])
     for budget, recs in records.items():
         assert len(recs) == 5 * K and {r["budget"] for r in recs} == {budget}
-        rows = p1b.group_by_problem(recs)
+        rows = plateau.group_by_problem(recs)
         assert len(rows) == 5 and all([r["sample"] for r in row] == [0, 1, 2] for row in rows)
     for small, large in zip(records[4], records[8], strict=True):
         assert (small["problem_id"], small["sample"]) == (large["problem_id"], large["sample"])
         assert small["tokens_used"] == min(4, large["tokens_used"]) <= large["tokens_used"] <= 8
-    texts = [{r["generated"] for r in row} for row in p1b.group_by_problem(records[8])]
+    texts = [{r["generated"] for r in row} for row in plateau.group_by_problem(records[8])]
     assert any(len(t) > 1 for t in texts)  # the k samples really are different draws
-    log = store.rollouts_path(first_run[2], "phase1b", model_tag(str(first_run[0])))
+    log = store.rollouts_path(first_run[2], "phase1b", utils.model_tag(str(first_run[0])))
     assert len(log.read_text().splitlines()) == 1 + 5 * K  # one rollout per (problem, sample)
 
 
@@ -157,7 +163,7 @@ HAND = make_records(64, [[0, 1, 1], [0, 1, 0]], [["5", "4", "4.0"], ["3", "7", "
 
 
 def test_budget_summary_by_hand():
-    row = p1b.budget_summary(HAND, n_resamples=500, seed=0)
+    row = plateau.budget_summary(HAND, StatisticsConfig(bootstrap_resamples=500), 0)
     assert (row["budget"], row["n_problems"], row["k"]) == (64, 2, 3)
     assert row["run_accuracies"] == [0.0, 1.0, 0.5]  # sample runs 0, 1, 2
     assert row["mean_accuracy"] == pytest.approx(0.5)
@@ -173,17 +179,17 @@ def test_budget_summary_by_hand():
 
 
 def test_single_sample_has_no_std():
-    row = p1b.budget_summary(make_records(64, [[1], [0]]), n_resamples=100, seed=0)
+    row = plateau.budget_summary(make_records(64, [[1], [0]]), stats_cfg(100), 0)
     assert row["std_accuracy"] is None and row["mean_accuracy"] == 0.5
-    assert "n/a" in p1b.format_table({**p1b.summarize({64: make_records(64, [[1], [0]])},
-                                                      n_resamples=100), "model": "m"})
+    assert "n/a" in p1b.format_table({**plateau.summarize({64: make_records(64, [[1], [0]])},
+                                                          stats_cfg(100), 0), "model": "m"})
 
 
 def test_samples_must_be_0_to_k_minus_1():
     bad = make_records(64, [[1, 0], [1, 0]])
     bad[-1]["sample"] = 5
-    with pytest.raises(ValueError, match="expected 0..1"):
-        p1b.group_by_problem(bad)
+    with pytest.raises(ResultsError, match="expected 0..1"):
+        plateau.group_by_problem(bad)
 
 
 FLAT = [[1, 1, 0]] * 20 + [[0, 0, 0]] * 20
@@ -200,7 +206,7 @@ UNSOLVED = [[0, 0, 0]] * 40
 def test_plateau_verdict(grid, plateau_steps, verdict_start):
     budgets = [256, 512, 1024][-len(grid):]
     by_budget = {b: make_records(b, m) for b, m in zip(budgets, grid)}
-    summary = p1b.summarize(by_budget, n_resamples=300, min_effect=0.02, seed=1)
+    summary = plateau.summarize(by_budget, stats_cfg(300), 1)
     assert [c["is_plateau"] for c in summary["comparisons"]] == plateau_steps
     assert summary["verdict"].startswith(verdict_start)
     assert "criterion: a step is a plateau when" in summary["verdict"]
@@ -210,13 +216,13 @@ def test_plateau_verdict(grid, plateau_steps, verdict_start):
 
 
 def test_gain_step_numbers():
-    summary = p1b.summarize({512: make_records(512, UNSOLVED), 1024: make_records(1024, SOLVED)},
-                            n_resamples=300, seed=1)
+    summary = plateau.summarize({512: make_records(512, UNSOLVED),
+                                1024: make_records(1024, SOLVED)}, stats_cfg(300), 1)
     [step] = summary["comparisons"]
     assert step["mean_diff"] == 1.0 and step["ci_low"] == step["ci_high"] == 1.0
     assert step["test"] == "mcnemar-exact" and step["p_value"] < 1e-6  # 0/1 success rates
 
 
 def test_one_budget_gives_no_verdict():
-    summary = p1b.summarize({512: make_records(512, FLAT)}, n_resamples=100)
+    summary = plateau.summarize({512: make_records(512, FLAT)}, stats_cfg(100), 0)
     assert summary["comparisons"] == [] and summary["verdict"].startswith("no verdict")

@@ -6,13 +6,12 @@ import json
 import random
 
 import pytest
-from test_phase2_fixtures import MODEL, dirs, record, standard_results
+from test_phase2_fixtures import MODEL, dirs, record, standard_results, tsv
 
 import phase2_analyze as analyze
 import phase2_prepare as prep
-from study import stats
-from study import store
-from study.annotations import read_table, render_table, tsv_path, write_table
+from study import error_analysis, stats, store
+from study.annotations import read_table, render_table, write_table
 
 # budget -> problem -> (error_type, recoverable, annotator)
 LABELS = {
@@ -26,7 +25,7 @@ LABELS = {
 
 def label(annotations, labels=LABELS):
     for budget, by_problem in labels.items():
-        path = tsv_path(annotations, budget)
+        path = tsv(annotations, budget)
         table = read_table(path)
         for row in table.rows:
             kind, recoverable, who = by_problem[row["problem_id"]]
@@ -83,7 +82,7 @@ def test_aggregates_match_hand_counts(study, capsys):
 def test_kappa_is_stats_kappa_of_suggestion_vs_human(study):
     results, annotations, flags = study
     analyze.main(flags)
-    rows = [r for b in (128, 256, 512) for r in read_table(tsv_path(annotations, b)).rows
+    rows = [r for b in (128, 256, 512) for r in read_table(tsv(annotations, b)).rows
             if r["annotator"] == "human"]
     expected = stats.cohens_kappa([r["suggested_error_type"] or "none" for r in rows],
                                   [r["error_type"] for r in rows])
@@ -95,7 +94,7 @@ def test_evolution_counts_unsampled_and_fixed():
                   {"problem_id": "b", "error_type": "setup"}], 256: []}
     records = {256: [record("p1", 256, "x", False) | {"problem_id": "a"},
                      record("p2", 256, "y", True) | {"problem_id": "b"}]}
-    matrix = analyze.evolution(rows, records)["pairs"][0]["matrix"]
+    matrix = error_analysis.evolution(rows, records)["pairs"][0]["matrix"]
     assert matrix["logic"]["unsampled"] == 1 and matrix["setup"]["fixed"] == 1
 
 
@@ -104,7 +103,7 @@ def test_spreadsheet_edited_files_give_the_same_analysis(study):
     analyze.main(flags)
     before = output_json(results)
     for budget in (128, 256, 512):
-        path = tsv_path(annotations, budget)
+        path = tsv(annotations, budget)
         lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
         cells = [line.split("\t") for line in lines]
         order = [len(cells[0]) - 1 - i for i in range(len(cells[0]))]  # reversed columns
@@ -148,7 +147,7 @@ def test_rows_that_no_longer_match_results(study, capsys, budget, change, fragme
 ])
 def test_bad_labels_exit_2_and_write_nothing(study, capsys, edit, fragment):
     results, annotations, flags = study
-    path = tsv_path(annotations, 128)
+    path = tsv(annotations, 128)
     rows = read_table(path).rows
     edit(rows)
     path.write_text(render_table(rows), encoding="utf-8")
@@ -170,7 +169,7 @@ def test_missing_results_file_and_missing_tsvs(study, tmp_path, capsys):
 
 def test_fuzzed_tsvs_never_crash_and_never_half_write(study, capsys):
     results, annotations, flags = study
-    path = tsv_path(annotations, 256)
+    path = tsv(annotations, 256)
     clean = path.read_text(encoding="utf-8")
     rng = random.Random(5)
     codes = set()
@@ -187,3 +186,43 @@ def test_fuzzed_tsvs_never_crash_and_never_half_write(study, capsys):
     assert 2 in codes
     capsys.readouterr()
 
+
+
+def test_files_are_the_models_tsvs_and_budgets_select_some(study):
+    results, annotations, flags = study
+    assert analyze.main([*flags, "--budgets", "256", "128"]) == 0
+    out = output_json(results)
+    assert out["budgets"] == [128, 256]
+    assert out["files"] == {str(b): str(tsv(annotations, b)) for b in (128, 256)}
+    assert out["model"] == MODEL and out["provenance"]["config"]["annotation"]["budgets"] == [
+        128, 256]
+
+
+def test_flat_files_are_moved_before_the_analysis(study, capsys):
+    results, annotations, flags = study
+    for path in (annotations / MODEL).iterdir():
+        path.rename(annotations / path.name)
+    assert analyze.main(flags) == 0
+    assert "annotations: moved 3 file(s)" in capsys.readouterr().out
+    assert output_json(results)["files"]["512"] == str(tsv(annotations, 512))
+
+
+def test_a_bug_is_not_reported_as_a_user_error(study, monkeypatch):
+    results, annotations, flags = study
+
+    def broken(rows, records):
+        raise ValueError("internal")
+
+    monkeypatch.setattr(analyze, "analyse", broken)
+    with pytest.raises(ValueError, match="internal"):
+        analyze.main(flags)
+
+
+def test_console_tables_keep_their_layout():
+    # The layout of the tables printed before study.tables existed (compared by hand).
+    text = error_analysis.table_text("title", ["type", "128", "1024"],
+                                     [["logic", "1 (25.0%)", None], ["n", 4, 0]])
+    assert text == ("title\n"
+                    "type         128  1024\n"
+                    "logic  1 (25.0%)     -\n"
+                    "n              4     0\n")

@@ -45,8 +45,9 @@ def write_records(results_dir: Path, budget: int, records: list[dict], model: st
     return path
 
 
-def standard_results(results_dir: Path, wrong: dict | None = None) -> dict[int, Path]:
-    """Phase-1 files for budgets 128/256/512 following WRONG (or ``wrong``)."""
+def standard_results(results_dir: Path, wrong: dict | None = None,
+                     model: str = MODEL) -> dict[int, Path]:
+    """Phase-1 files of ``model`` for budgets 128/256/512 following WRONG (or ``wrong``)."""
     paths = {}
     for budget, errors in (wrong or WRONG).items():
         records = []
@@ -58,7 +59,7 @@ def standard_results(results_dir: Path, wrong: dict | None = None) -> dict[int, 
             else:
                 records.append(record(pid, budget, f"{pid} ok #### {gold(pid)}", True,
                                       predicted=gold(pid)))
-        paths[budget] = write_records(results_dir, budget, records)
+        paths[budget] = write_records(results_dir, budget, records, model)
     return paths
 
 
@@ -67,3 +68,8 @@ def dirs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
     results, annotations = tmp_path / "results", tmp_path / "annotations"
     return results, annotations, ["--results-dir", str(results),
                                   "--annotations-dir", str(annotations)]
+
+
+def tsv(annotations: Path, budget: int, model: str = MODEL) -> Path:
+    """Where phase 2 keeps ``model``'s TSV of ``budget``: one folder per model."""
+    return Path(annotations) / model / f"annotate_errors_budget{budget}.tsv"

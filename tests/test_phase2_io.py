@@ -1,4 +1,5 @@
-"""annotations_io: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing."""
+"""study.annotations: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing, and
+the per-model folders (files from the old flat layout are moved in, never over another)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from study.annotations import (
     escape_text,
     has_human_work,
     list_tsvs,
+    model_folder,
     read_table,
     render_table,
     unescape_text,
     write_table,
 )
+from study.errors import UserError
 
 _ALPHABET = ["\\", "n", "t", "r", "\n", "\t", "\r", '"', "'", " ", "a", "=", "é", "∑", "\x00",
              "\\n", "\\\\", "\r\n", "\u2028", ","]
@@ -200,3 +203,53 @@ def test_list_tsvs_ignores_backups_and_other_files(tmp_path):
                  "annotate_errors_budget64.tsv.20240101-000000.bak", "SCHEMA.md", "x.tsv"]:
         (tmp_path / name).write_text("")
     assert list(list_tsvs(tmp_path)) == [64, 256]
+
+
+# ---------------------------------------------------------------- per-model folders
+
+FLAT = ["annotate_errors_budget64.tsv", "annotate_errors_budget256.tsv",
+        "annotate_errors_budget64.tsv.20240101-000000.bak"]
+OTHERS = ["SCHEMA.md", "x.tsv", "annotate_errors_budget64.tsv.notes"]
+
+
+def test_model_folder_moves_flat_files_and_their_backups(tmp_path):
+    for name in FLAT + OTHERS:
+        (tmp_path / name).write_text(name)
+    said: list[str] = []
+    folder = model_folder(tmp_path, "qwen-7b", "Qwen/Qwen2.5-7B", said.append)
+    assert folder == tmp_path / "qwen-7b"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FLAT)
+    assert all((folder / name).read_text() == name for name in FLAT)  # contents untouched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(OTHERS)
+    assert "--model Qwen/Qwen2.5-7B's (this run)" in said[0] and len(said) == 1 + len(FLAT)
+    assert f"  {tmp_path / FLAT[0]} -> {folder / FLAT[0]}" in said
+    assert list_tsvs(folder) == {64: folder / FLAT[0], 256: folder / FLAT[1]}
+
+
+def test_model_folder_without_flat_files_creates_and_says_nothing(tmp_path):
+    said: list[str] = []
+    assert model_folder(tmp_path / "none", "m", "m", said.append) == tmp_path / "none" / "m"
+    assert not (tmp_path / "none").exists() and said == []
+
+
+def test_model_folder_never_moves_over_a_file_and_then_moves_nothing(tmp_path):
+    for name in FLAT:
+        (tmp_path / name).write_text("flat " + name)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / FLAT[1]).write_text("labelled in the folder")
+    with pytest.raises(AnnotationError) as info:
+        model_folder(tmp_path, "m", "m", print)
+    assert isinstance(info.value, UserError) and len(info.value.problems) == 1
+    message = str(info.value)
+    assert f"{tmp_path / FLAT[1]} and {tmp_path / 'm' / FLAT[1]} both exist" in message
+    assert "\n" not in message
+    assert all((tmp_path / name).read_text() == "flat " + name for name in FLAT)
+    assert [p.name for p in (tmp_path / "m").iterdir()] == [FLAT[1]]
+    assert (tmp_path / "m" / FLAT[1]).read_text() == "labelled in the folder"
+
+
+def test_annotation_error_is_a_one_line_user_error():
+    error = AnnotationError(["a.tsv:1: x: bad", "a.tsv:2: y: bad"])
+    assert isinstance(error, UserError) and error.problems == ["a.tsv:1: x: bad", "a.tsv:2: y: bad"]
+    assert str(error) == "a.tsv:1: x: bad (and 1 more problem(s))"
+    assert str(AnnotationError(["p"], "summary")) == "summary"

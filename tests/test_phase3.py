@@ -10,11 +10,13 @@ import pytest
 import phase1_main
 import phase3_cliff
 import phase3_structure as p3s
-from study import runner
-from study import store
 import utils
-from config import RunConfig, model_tag
+from config import StatisticsConfig, StudyConfig
+from study import cliff as cliff_stats
+from study import rollouts, runner, store
+from study import structure_analysis as sa
 from study.problems import load_problems
+from utils import model_tag
 
 # ------------------------------------------------------------------ cliff: reuse end to end
 
@@ -108,14 +110,25 @@ def test_reuse_rule(change, target_change, reason):
     source = {**BASE, **change}
     target = {**BASE, "phase": "phase3", "num_samples": 10, "max_new_tokens": 256,
               **target_change}
-    found = runner.reuse_mismatch(source, target)
+    found = rollouts.reuse_mismatch(source, target)
     assert found is None if reason is None else reason in found
 
 
-def write_phase1_log(cfg: RunConfig, problem_ids: list[str]) -> None:
-    problems = load_problems(cfg.dataset, cfg.num_samples, cfg.seed, cfg.data_dir)
-    config = runner.rollout_config(cfg, "phase1", problems)
-    log = store.RolloutLog(store.rollouts_path(cfg.results_dir, "phase1", cfg.model_tag),
+def study(dataset, results, **changes) -> StudyConfig:
+    """A study config on a local dataset with seed 1, results under ``results``."""
+    return StudyConfig().replace({"model.name": "m/x", "data.dataset": str(dataset), "seed": 1,
+                                  "paths.results_dir": results, **changes})
+
+
+def cliff_reuse(cfg: StudyConfig, problems) -> rollouts.ReusedRollouts:
+    return rollouts.rollouts_from_phase(cfg, runner.plan_for(cfg, "phase3"), "phase1", problems)
+
+
+def write_phase1_log(cfg: StudyConfig, problem_ids: list[str]) -> None:
+    problems = load_problems(cfg.data.dataset, cfg.data.num_samples, cfg.seed,
+                             cfg.paths.data_dir)
+    config = rollouts.rollout_config(cfg, runner.plan_for(cfg, "phase1"), problems)
+    log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, "phase1", cfg.model_tag),
                            {"kind": "rollouts", "fingerprint": store.fingerprint(config),
                             "config": config})
     log.start()
@@ -124,33 +137,27 @@ def write_phase1_log(cfg: RunConfig, problem_ids: list[str]) -> None:
 
 
 def test_partial_phase1_log_gives_what_it_has(arith_file, tmp_path):
-    phase1 = RunConfig(model="m/x", dataset=str(arith_file), seed=1, budgets=(32,),
-                       results_dir=tmp_path)
+    phase1 = study(arith_file, tmp_path, **{"phase1.budgets": [32]})
     ids = [p.problem_id for p in load_problems(str(arith_file), None, 1, tmp_path)]
     write_phase1_log(phase1, ids[:2])
-    cliff = RunConfig(model="m/x", dataset=str(arith_file), num_samples=4, seed=1,
-                      budgets=(8, 16), results_dir=tmp_path)
-    reuse = runner.rollouts_from_phase(cliff, "phase3", "phase1",
-                                       load_problems(str(arith_file), 4, 1, tmp_path))
+    cliff = study(arith_file, tmp_path, **{"data.num_samples": 4, "phase3.budgets": [8, 16]})
+    reuse = cliff_reuse(cliff, load_problems(str(arith_file), 4, 1, tmp_path))
     assert set(reuse.rollouts) == {(ids[0], 0), (ids[1], 0)}
     assert "2 of 4 rollouts" in reuse.source and "2 needed rollouts are not in" in reuse.reason
 
 
 def test_changed_prompts_are_not_reused(arith_file, tmp_path):
-    phase1 = RunConfig(model="m/x", dataset=str(arith_file), seed=1, budgets=(32,),
-                       results_dir=tmp_path)
+    phase1 = study(arith_file, tmp_path, **{"phase1.budgets": [32], "phase3.budgets": [32]})
     problems = load_problems(str(arith_file), None, 1, tmp_path)
     write_phase1_log(phase1, [p.problem_id for p in problems])
     arith_file.write_text(arith_file.read_text().replace("What is", "Compute"))
-    reuse = runner.rollouts_from_phase(phase1, "phase3", "phase1",
-                                       load_problems(str(arith_file), None, 1, tmp_path))
+    reuse = cliff_reuse(phase1, load_problems(str(arith_file), None, 1, tmp_path))
     assert reuse.rollouts == {} and "same prompts" in reuse.reason
 
 
 def test_no_phase1_log_means_no_reuse(tmp_path, arith_file):
-    cfg = RunConfig(model="m/x", dataset=str(arith_file), results_dir=tmp_path)
-    reuse = runner.rollouts_from_phase(cfg, "phase3", "phase1",
-                                       load_problems(str(arith_file), None, 1, tmp_path))
+    cfg = study(arith_file, tmp_path)
+    reuse = cliff_reuse(cfg, load_problems(str(arith_file), None, 1, tmp_path))
     assert reuse.rollouts == {} and reuse.source is None and "no phase1 rollouts" in reuse.reason
 
 
@@ -167,9 +174,13 @@ def records_with(correct_count: int, budget: int, n: int = 10) -> list[dict]:
 COUNTS = {96: 1, 112: 2, 128: 6, 144: 7, 160: 9}
 
 
+def resamples(count: int) -> StatisticsConfig:
+    return StatisticsConfig(bootstrap_resamples=count)
+
+
 def test_summarize_gains_steepest_and_half_gain_window():
-    summary = phase3_cliff.summarize({b: records_with(c, b) for b, c in COUNTS.items()}, seed=3,
-                                     n_resamples=300)
+    summary = cliff_stats.summarize({b: records_with(c, b) for b, c in COUNTS.items()},
+                                    resamples(300), 3)
     assert [summary["budgets"][str(b)]["accuracy"] for b in COUNTS] == [0.1, 0.2, 0.6, 0.7, 0.9]
     per_token = [round(g["gain_per_token"], 6) for g in summary["gains"]]
     assert per_token == [round(x / 16, 6) for x in (0.1, 0.4, 0.1, 0.2)]
@@ -183,15 +194,15 @@ def test_summarize_gains_steepest_and_half_gain_window():
 
 
 def test_summarize_without_overall_gain_has_no_window():
-    summary = phase3_cliff.summarize({16: records_with(5, 16), 32: records_with(3, 32)},
-                                     n_resamples=50)
+    summary = cliff_stats.summarize({16: records_with(5, 16), 32: records_with(3, 32)},
+                                    resamples(50), 0)
     assert summary["half_gain_window"] is None and summary["total_gain"] == pytest.approx(-0.2)
     assert "No half-gain window" in phase3_cliff.format_steepest(summary)
 
 
 def test_steepest_printed_like_the_spec():
-    summary = phase3_cliff.summarize({b: records_with(c, b) for b, c in COUNTS.items()},
-                                     n_resamples=50)
+    summary = cliff_stats.summarize({b: records_with(c, b) for b, c in COUNTS.items()},
+                                    resamples(50), 0)
     text = phase3_cliff.format_steepest(summary)
     assert text.splitlines()[0] == "Steepest improvements:"
     assert text.splitlines()[1].startswith("  112 → 128: 0.0250 accuracy per token [")
@@ -216,8 +227,11 @@ TAG = "tiny"
 
 
 def rec(pid: str, budget: int, text: str, correct: bool, tokens: int, hit: bool) -> dict:
-    return {"problem_id": pid, "sample": 0, "budget": budget, "generated": text,
-            "correct": correct, "tokens_used": tokens, "hit_budget": hit}
+    """A full schema record (the store checks every key)."""
+    return {"problem_id": pid, "question": "q", "ground_truth": "0", "generated": text,
+            "predicted": None, "predicted_strict": None, "correct": correct,
+            "correct_strict": False, "tokens_used": tokens, "budget": budget, "hit_budget": hit,
+            "sample": 0}
 
 
 FULL_P1 = ("We need to find the total. 5 + 6 = 11. Let's verify: 11 - 6 = 5. "
@@ -248,7 +262,7 @@ def words(text: str) -> int:
 
 def test_structure_metrics_per_budget(tmp_path):
     write_cliff(tmp_path)
-    result, paths, seed = p3s.analyse(TAG, tmp_path, tmp_path, count_tokens=words)
+    result, paths, seed = sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95)
     assert seed == 7 and len(paths) == 2
     at32, at64 = result["budgets"]["32"], result["budgets"]["64"]
     assert at32["accuracy"] == pytest.approx(1 / 3) and at64["accuracy"] == pytest.approx(2 / 3)
@@ -267,11 +281,11 @@ def test_structure_metrics_per_budget(tmp_path):
 
 def test_structure_groups_around_the_window(tmp_path):
     write_cliff(tmp_path)
-    result, _, _ = p3s.analyse(TAG, tmp_path, tmp_path, count_tokens=words)
+    result, _, _ = sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95)
     assert result["window"] == {"from": 32, "to": 64, "chosen_by": "half_gain_window",
                                 "measured_at_budget": 64}
     groups = result["groups"]
-    assert {name: groups[name]["n"] for name in p3s.GROUPS} == {"below": 1, "inside": 1,
+    assert {name: groups[name]["n"] for name in sa.GROUPS} == {"below": 1, "inside": 1,
                                                                   "above": 1}
     inside = groups["inside"]
     assert (inside["accuracy_at_window_start"], inside["accuracy_at_window_end"]) == (0.0, 1.0)
@@ -286,7 +300,7 @@ def test_structure_groups_around_the_window(tmp_path):
     (65, False, "above"), (40, True, "above"),
 ])
 def test_length_group(tokens, hit, group):
-    assert p3s.length_group({"tokens_used": tokens, "hit_budget": hit}, 32, 64) == group
+    assert sa.length_group({"tokens_used": tokens, "hit_budget": hit}, 32, 64) == group
 
 
 @pytest.mark.parametrize("summary, expected", [
@@ -297,13 +311,13 @@ def test_length_group(tokens, hit, group):
      None),
 ])
 def test_cliff_window_choice(summary, expected):
-    window = p3s.cliff_window(summary)
+    window = sa.cliff_window(summary)
     assert (window and (window["from"], window["to"], window["chosen_by"])) == expected
 
 
 def test_structure_without_window_still_reports_budgets(tmp_path):
     write_cliff(tmp_path, window=None)
-    result, _, _ = p3s.analyse(TAG, tmp_path, tmp_path, count_tokens=words)
+    result, _, _ = sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95)
     assert result["window"] is None and result["groups"] is None
     assert "no window" in p3s.format_window_table(result)
 
@@ -316,14 +330,15 @@ def test_include_phase1_adds_budgets_of_the_same_solutions(tmp_path):
     store.write_json(store.phase1_record_path(tmp_path, TAG, 64), RECORDS[64])
     store.write_json(store.phase1_combined_path(tmp_path, TAG),
                      {"budgets": {"64": {}, "128": {}}})
-    result, paths, _ = p3s.analyse(TAG, tmp_path, tmp_path, include_phase1=True,
-                                   count_tokens=words)
+    result, paths, _ = sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95,
+                                     include_phase1=True)
     assert [(r["budget"], r["source"]) for r in result["budgets"].values()] == [
         (32, "phase3"), (64, "phase3"), (128, "phase1")]
     assert result["window"]["measured_at_budget"] == 64  # groups use cliff records only
     assert len(paths) == 3 and "* = phase-1 budget" in p3s.format_budget_table(result)
     store.write_json(store.phase1_record_path(tmp_path, TAG, 128), extra[:2])
-    result, _, _ = p3s.analyse(TAG, tmp_path, tmp_path, include_phase1=True, count_tokens=words)
+    result, _, _ = sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95,
+                                     include_phase1=True)
     assert "other problems" in result["phase1_note"] and len(result["budgets"]) == 2
 
 
@@ -339,7 +354,7 @@ def test_structure_cli_writes_json_and_prints_tables(tiny_model_dir, tmp_path, c
     out = capsys.readouterr().out
     assert "Solution structure per budget" in out and "What changes at the cliff" in out
     saved = json.loads(store.phase3_structure_path(tmp_path, tag).read_text())
-    assert saved["phase"] == "phase3_structure" and set(saved["groups"]) == set(p3s.GROUPS)
+    assert saved["phase"] == "phase3_structure" and set(saved["groups"]) == set(sa.GROUPS)
     assert saved["budgets"]["64"]["verification_share"] == pytest.approx(1 / 3)
     assert set(saved["provenance"]["record_files"]) == {
         store.phase3_cliff_record_path(tmp_path, tag, b).name for b in RECORDS}
@@ -356,4 +371,4 @@ def test_structure_refuses_records_that_differ_from_the_summary(tmp_path):
     name = store.phase3_cliff_record_path(tmp_path, TAG, 32).name
     write_cliff(tmp_path, record_files={name: "0" * 64})
     with pytest.raises(store.ResultsError, match="differs from the file its summary lists"):
-        p3s.analyse(TAG, tmp_path, tmp_path, count_tokens=words)
+        sa.analyse(TAG, TAG, tmp_path, words, confidence=0.95)

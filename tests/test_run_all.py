@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 import run_all
+from config import DEMO_CONFIG, StudyConfig, load_yaml
 from study import store
+from study.cli import config_from_args
 
 
 @pytest.fixture()
@@ -45,13 +47,29 @@ def test_all_stops_at_the_gate_then_auto_annotate_finishes(study_flags, capsys):
 
 def test_demo_preset_is_overridden_by_explicit_flags():
     args = run_all.build_parser().parse_args(["--demo", "--num-samples", "5", "--samples", "2"])
-    options = run_all.resolved_options(args)
-    assert options["model"] == "smollm2-135m" and options["dataset"] == "arith"
-    assert options["num_samples"] == 5 and options["stochastic_samples"] == 2
-    assert options["auto_annotate"] is True
-    argv = run_all.phase_argv("phase1b", options, args)
-    assert argv[argv.index("--samples") + 1] == "2"
-    assert argv[argv.index("--budgets") + 1:argv.index("--budgets") + 3] == ["128", "256"]
+    cfg = config_from_args(args, load_yaml(DEMO_CONFIG))
+    assert cfg.model.name == "smollm2-135m" and cfg.data.dataset == "arith"
+    assert cfg.data.num_samples == 5 and cfg.phase1b.samples == 2
+    assert cfg.annotation.auto_annotate is True
+    assert cfg.phase1b.budgets == (128, 256)  # untouched preset values stay
+
+
+def test_steps_run_in_process_in_order_with_the_gate_before_the_analysis(monkeypatch):
+    ran = []
+    monkeypatch.setattr(run_all, "annotation_gate", lambda cfg, command: 3)
+    code = run_all.run_steps(StudyConfig(), list(run_all.PHASES), gated=True,
+                             run=lambda name, cfg: ran.append(name))
+    assert code == 3
+    assert ran == ["phase1_main", "phase1b_stochastic", "phase2_prepare", "phase3_cliff",
+                   "phase3_structure", "visualize"]  # figures of what exists, then the wait
+
+
+def test_bad_yaml_key_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "study.yaml"
+    bad.write_text("model:\n  nme: qwen-7b\n")
+    assert run_all.main(["--all", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.nme" in err and str(bad) in err
 
 
 def test_nothing_to_run_prints_help_and_exits_2(capsys):

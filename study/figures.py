@@ -1,0 +1,83 @@
+"""The study's figures: the registry, and drawing every figure whose summary exists.
+
+One function per figure, each drawn only from results summaries (``study.schema``):
+
+  fig1_saturation_curve       accuracy vs budget (95% CI band, saturation point) and tokens used;
+                              every model with phase-1 results overlaid
+  fig1b_stochastic            phase 1b: spread over sample runs, per-problem success, pass@k /
+                              maj@k vs k
+  fig2_error_distribution     phase 2: error types per budget, counts and shares
+  fig3_cliff_detail           phase 3: fine-grid accuracy and gain per token
+  fig4_solution_structure     phase 3: tokens per solution phase per budget
+  fig5_verification_accuracy  phase 3: accuracy with vs without verification
+
+Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
+``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
+``figure_style``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from study.figure_style import save_figure
+from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
+from study.figures_solutions import (
+    fig2_error_distribution,
+    fig4_solution_structure,
+    fig5_verification_accuracy,
+)
+from study.report import FigureFiles
+from study.results import StudyResults
+from study.schema import Phase1Summary
+
+__all__ = ["FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
+           "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
+           "fig5_verification_accuracy", "render_all"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str  # file stem before "_{model}"
+    needs: str  # the summary it is drawn from: a key of study.results.SUMMARIES
+    title: str  # a few words, for the report
+    draw: Callable[[Any], Figure]  # from that summary (overlay: the list of phase-1 summaries)
+    overlay: bool = False  # also drawn from other models' summaries of the same kind
+    inline: bool = False  # shown in the report itself, not only linked
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("fig1_saturation_curve", "phase1", "saturation curve", fig1_saturation_curve,
+               overlay=True, inline=True),
+    FigureSpec("fig1b_stochastic", "phase1b", "stochastic check", fig1b_stochastic),
+    FigureSpec("fig2_error_distribution", "phase2", "error types", fig2_error_distribution),
+    FigureSpec("fig3_cliff_detail", "phase3", "cliff detail", fig3_cliff_detail),
+    FigureSpec("fig4_solution_structure", "structure", "solution structure",
+               fig4_solution_structure),
+    FigureSpec("fig5_verification_accuracy", "structure", "verification and accuracy",
+               fig5_verification_accuracy),
+)
+
+
+def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
+               overlay: Sequence[Phase1Summary] = ()) -> tuple[list[FigureFiles], list[str]]:
+    """Draw and save every figure whose summary exists; returns (files, skip lines).
+
+    ``overlay``: phase-1 summaries of other models, drawn after this one's in figure 1.
+    """
+    saved: list[FigureFiles] = []
+    skipped: list[str] = []
+    for spec in FIGURES:
+        stem, summary = f"{spec.name}_{results.tag}", results.summary(spec.needs)
+        if summary is None:
+            skipped.append(f"{stem}: {results.missing_line(spec.needs)}")
+            continue
+        figure = spec.draw([summary, *overlay] if spec.overlay else summary)
+        paths = save_figure(figure, stem, figures_dir, formats)
+        saved.append(FigureFiles(stem, spec.title, paths, spec.inline))
+    return saved, skipped
