@@ -1,0 +1,1 @@
+"""The study: config plumbing, tasks, compute strategies, the results store, analyses and output."""

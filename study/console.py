@@ -1,4 +1,4 @@
-"""Console renderings shared by several phases (built on ``study.tables``; nothing prints here)."""
+"""Console output shared by several phases (on ``study.tables``): tables, the phase footer."""
 
 from __future__ import annotations
 
