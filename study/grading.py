@@ -1,5 +1,8 @@
 """Final-answer extraction and equivalence for GSM8K-style model outputs (pure functions).
 
+This module is the ``numeric`` answer kind; ``grade`` and ``is_equivalent`` take ``kind=`` (one
+of ``ANSWER_KINDS``) and hand ``latex`` and ``choice`` to grading_latex.py.
+
 Two extraction rules are reported side by side:
 
 * **strict** (``extract_strict``): only an explicit final-answer statement counts, in this
@@ -41,12 +44,20 @@ Otherwise math-verify decides (gold first; it is not symmetric).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from math_verify import parse, verify
+
+# math-verify logs "Timeout is disabled..." (and parse failures) as warnings; keep them off the
+# user's terminal.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+# Answer kinds that ``grade`` and ``is_equivalent`` accept (latex and choice: grading_latex.py).
+ANSWER_KINDS = ("numeric", "latex", "choice")
 
 # Relative tolerance for non-integer numeric comparison (absorbs rounding like 0.3333333 vs 1/3).
 REL_TOL = 1e-6
@@ -278,9 +289,22 @@ def _math_verify_equal(gold: str, predicted: str) -> bool:
         return False
 
 
-def is_equivalent(predicted: str | None, gold: str) -> bool:
-    """Whether ``predicted`` matches ``gold`` (numerically when both are plain numbers, else by
-    math-verify). ``gold`` may be a dataset field such as '#### 18' or '1,234'. Never raises."""
+def _kind_rules(kind: str):
+    """(strict extractor, flexible extractor, equivalence) of a non-numeric answer kind."""
+    if kind not in ANSWER_KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; expected one of {ANSWER_KINDS}")
+    from study import grading_latex  # imports this module, so it is loaded on first use
+
+    return grading_latex.KIND_RULES[kind]
+
+
+def is_equivalent(predicted: str | None, gold: str, kind: str = "numeric") -> bool:
+    """Whether ``predicted`` matches ``gold`` under the answer kind's rule. ``numeric``:
+    numerically when both are plain numbers, else by math-verify; ``gold`` may be a dataset
+    field such as '#### 18' or '1,234'. ``latex``/``choice``: see grading_latex.py. Never raises,
+    except ValueError for an unknown kind."""
+    if kind != "numeric":
+        return _kind_rules(kind)[2](predicted, gold)
     if predicted is None:
         return False
     gold_text = parse_gold(gold)
@@ -313,13 +337,18 @@ class Grade:
     correct_strict: bool
 
 
-def grade(text: str, gold: str) -> Grade:
-    """Grade one generation against its gold answer with both extraction rules."""
-    strict = extract_strict(text)
-    flexible = strict if strict is not None else extract_flexible(text)
+def grade(text: str, gold: str, kind: str = "numeric") -> Grade:
+    """Grade one generation against its gold answer with both extraction rules of the answer
+    kind (one of ``ANSWER_KINDS``; ValueError otherwise)."""
+    if kind == "numeric":
+        strict_rule, flexible_rule, equal = extract_strict, extract_flexible, is_equivalent
+    else:
+        strict_rule, flexible_rule, equal = _kind_rules(kind)
+    strict = strict_rule(text)
+    flexible = strict if strict is not None else flexible_rule(text)
     return Grade(
         predicted=flexible,
         predicted_strict=strict,
-        correct=is_equivalent(flexible, gold),
-        correct_strict=is_equivalent(strict, gold),
+        correct=equal(flexible, gold),
+        correct_strict=equal(strict, gold),
     )
