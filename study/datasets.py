@@ -144,10 +144,13 @@ def _hub(spec: Dataset, request: Request) -> Rows:
         table = datasets.load_dataset(repo, name, split=split,
                                       cache_dir=str(request.data_dir / "hf"))
     except (OSError, ConnectionError, ValueError, RuntimeError) as exc:
+        instead = (f"drop --data-source hub to use the shipped copy data/{spec.shipped_file}"
+                   if spec.shipped_file else "save its rows as JSONL with 'question' and "
+                   f"'answer' and pass --dataset FILE.jsonl --answer-kind {spec.answer_kind}")
         raise DatasetError(
             f"{spec.name} could not be read from the Hugging Face hub ({repo}, split {split}): "
-            f"{type(exc).__name__}. Offline? Drop --data-source hub to use the shipped copy "
-            f"data/{spec.shipped_file}, or pass --dataset path/to/file.jsonl") from exc
+            f"{type(exc).__name__}. Offline? Connect once (the hub copy is then cached under "
+            f"--data-dir), or {instead}") from exc
     rows = [_row(spec, r) for r in table]
     return Rows(rows, "hub", f"{repo}:{name or ''}:{split}", rows_sha256(rows))
 
@@ -180,6 +183,10 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
             "data/math500_test.jsonl (= hub HuggingFaceH4/MATH-500 test)", "MIT",
             shipped_file="math500_test.jsonl", hub=("HuggingFaceH4/MATH-500", None, "test"),
             fields=("problem", "answer"), extra_fields=("subject", "level")),
+    # Schema checked on the dataset card: id, problem, solution, answer (an integer), url, year.
+    Dataset("aime24", _hub, "aime24", BOXED, "numeric",
+            "hub HuggingFaceH4/aime_2024 (train: AIME 2024 I and II)", "not stated (AIME: MAA)",
+            hub=("HuggingFaceH4/aime_2024", None, "train"), fields=("problem", "answer")),
     Dataset("gsm-symbolic", _reasoning_gym("gsm_symbolic"), "gsm-symbolic-s{seed}", BOXED,
             "numeric", "generated offline by reasoning-gym gsm_symbolic (--seed)",
             "Apache-2.0 (reasoning-gym)"),

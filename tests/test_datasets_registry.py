@@ -109,6 +109,15 @@ def test_answer_kind_flag_is_for_local_files_only(tmp_path):
         config.StudyConfig().replace({"data.answer_kind": "words"})
 
 
+def test_a_hub_only_set_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert datasets.REGISTRY["aime24"].load is datasets._hub  # no shipped copy
+    with pytest.raises(DatasetError, match=r"HuggingFaceH4/aime_2024.*--dataset FILE.jsonl "
+                                           r"--answer-kind numeric"):
+        datasets.load_problems("aime24", 3, 0, tmp_path)
+
+
 def _rollout_config(dataset: str, answer_kind: str = "numeric") -> dict:
     cfg = config.StudyConfig().replace({"data.dataset": dataset, "data.answer_kind": answer_kind,
                                         "data.num_samples": 3})

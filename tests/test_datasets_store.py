@@ -80,7 +80,7 @@ def test_gsm8k_is_offline_from_the_shipped_copy(tmp_path, monkeypatch):
 def test_gsm8k_from_the_hub_offline_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(problems_io.DatasetError, match="Drop --data-source hub.*gsm8k_test.jsonl"):
+    with pytest.raises(problems_io.DatasetError, match="drop --data-source hub.*gsm8k_test.jsonl"):
         datasets.load_problems("gsm8k", 3, 0, tmp_path / "data", source="hub")
 
 
