@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
 from study.errors import ConfigError
 from utils import KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
 
@@ -26,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 # The offline demo preset; ``run_all.py --demo`` is ``--all --config`` this file.
 DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
-DATASETS = ("gsm8k", "gsm-symbolic", "arith")  # plus any local .jsonl/.json/.csv/.parquet file
+DATASETS = tuple(REGISTRY)  # study.datasets; plus any local .jsonl/.json/.csv/.parquet file
 
 
 def opt(default: Any = None, *, help: str, flag: str | None = None, local: str | None = None,
@@ -68,8 +69,16 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = opt("gsm8k", flag="--dataset",  # the spec's benchmark (1,319 test problems)
-                       help="gsm8k, gsm-symbolic, arith, or a local .jsonl/.json/.csv/.parquet "
+                       help=f"{', '.join(REGISTRY)}, or a local .jsonl/.json/.csv/.parquet "
                        "file with question/answer columns")
+    # Registered datasets declare their own kind; a local file is GSM-style unless told.
+    answer_kind: str = opt("numeric", flag="--answer-kind", choices=ANSWER_KINDS,
+                           help="answer kind of a local --dataset file: numeric (GSM-style "
+                           "numbers), latex (boxed expressions) or choice (a letter)")
+    # The shipped copy needs no network; the hub is the alternative, only when asked.
+    source: str = opt("shipped", flag="--data-source", choices=DATA_SOURCES,
+                      help="gsm8k/math500: the copy shipped in data/ (sha256-checked) or the "
+                      "Hugging Face hub")
     num_samples: int | None = opt(None, flag="--num-samples",  # None: every problem
                                   help="use the first N problems (default: all; 500 for "
                                   "generated sets)")

@@ -178,6 +178,9 @@ def validate(cfg: StudyConfig) -> None:
                           ".jsonl/.json/.csv/.parquet file")
     if is_local_dataset(dataset) and not Path(dataset).exists():
         raise ConfigError(f"--dataset {dataset}: file not found")
+    if cfg.data.answer_kind != "numeric" and not is_local_dataset(dataset):
+        raise ConfigError(f"--answer-kind {cfg.data.answer_kind}: only for a local --dataset "
+                          f"file; {dataset} declares its own answer kind")
 
 
 def run_command(parser: Parser, argv: Sequence[str] | None,

@@ -15,9 +15,12 @@ from pathlib import Path
 import utils
 from config import StudyConfig
 from study import store
-from study.problems import Problem, load_problems
+from study.datasets import load_problems, rollout_keys
+from study.problems import Problem
 
-PROMPT_FORMAT_VERSION = 1  # bump when prompts change so old rollouts are not silently reused
+# Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
+# template bumps its Template.version instead (``datasets.rollout_keys``).
+PROMPT_FORMAT_VERSION = 1
 RolloutRows = dict[tuple[str, int], dict]  # (problem_id, sample) -> stored rollout row
 
 
@@ -37,7 +40,11 @@ class GenerationPlan:
 
 
 def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem]) -> dict:
-    """Everything that determines the rollouts (and nothing that only affects speed)."""
+    """Everything that determines the rollouts (and nothing that only affects speed).
+
+    A dataset's answer kind and template version are added only when they are not the legacy
+    numeric kind and version 1, so the fingerprints of earlier runs stay valid.
+    """
     return {
         "phase": plan.phase, "model": cfg.model.name, "dataset": cfg.data.dataset,
         "num_samples": plan.num_samples, "seed": cfg.seed, "precision": cfg.model.precision,
@@ -45,6 +52,7 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         "top_p": plan.sampling.top_p, "samples_per_problem": plan.samples,
         "prompts": store.fingerprint([p.prompt for p in problems]),
         "prompt_format": PROMPT_FORMAT_VERSION,
+        **rollout_keys(cfg.data.dataset, cfg.data.answer_kind),
     }
 
 
@@ -109,7 +117,8 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
 # Keys of rollout_config that must agree for another phase's rollouts to be the very tokens this
 # phase would generate. num_samples may differ (problem sets are prefixes); max_new_tokens and
 # samples_per_problem only need to cover this phase's; prompts are checked problem by problem.
-REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format")
+REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format",
+              "answer_kind", "template_version")
 
 
 @dataclass
@@ -136,7 +145,7 @@ def reuse_mismatch(source: dict, target: dict) -> str | None:
 def _source_prompts(data_dir: Path, source: dict) -> dict[str, str] | None:
     """problem_id -> prompt of the source phase's problem set, if it reloads to the same prompts."""
     problems = load_problems(source["dataset"], source.get("num_samples"), source["seed"],
-                             data_dir)
+                             data_dir, source.get("answer_kind", "numeric"))
     if store.fingerprint([p.prompt for p in problems]) != source.get("prompts"):
         return None
     return {p.problem_id: p.prompt for p in problems}

@@ -16,7 +16,7 @@ from pathlib import Path
 import utils
 from config import StudyConfig
 from study import grading, stats, store
-from study.problems import load_problems
+from study.datasets import load_dataset
 from study.rollouts import GenerationPlan, rollout_config
 from study.schema import Record
 from study.strategies import BudgetOutcome, ComputeStrategy, PrefixTruncation, SeedRollouts
@@ -72,7 +72,7 @@ def check_finished(summary_path: Path, config: dict, budgets: tuple[int, ...],
 def graded_record(outcome: BudgetOutcome, budget: int) -> Record:
     """An outcome graded against its problem's answer, in the record schema's key order."""
     problem = outcome.problem
-    grade = grading.grade(outcome.text, problem.answer)
+    grade = grading.grade(outcome.text, problem.answer, problem.answer_kind)
     return {
         "problem_id": problem.problem_id, "question": problem.question,
         "ground_truth": problem.answer, "generated": outcome.text,
@@ -92,7 +92,9 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     ``strategy`` defaults to prefix truncation of rollouts (``seed_rollouts`` may supply some).
     """
     started = time.perf_counter()
-    problems = load_problems(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir)
+    data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
+                        cfg.data.answer_kind, cfg.data.source)
+    problems = data.problems
     config = rollout_config(cfg, plan, problems)
     finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite)
     if finished is not None:
@@ -110,6 +112,7 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
         cfg.to_dict(), seed=cfg.seed, wall_time_s=time.perf_counter() - started,
         device=result.stats.pop("device", None), record_files=paths,
         extra={"fingerprint": store.fingerprint(config), "rollout_config": config,
+               "dataset": data.info,
                "budgets": list(plan.budgets), "strategy": strategy.name,
                "tokens_spent": spent, "reused_rollouts_from": result.reused_from,
                **result.stats},

@@ -1,4 +1,5 @@
-"""Datasets (ids, templates, local files, offline GSM8K) and the results store."""
+"""Datasets (ids, templates, local files) and the results store; the registry and the shipped
+copies are tested in test_datasets_registry.py."""
 
 from __future__ import annotations
 
@@ -9,24 +10,24 @@ import pytest
 
 import config
 import utils
-from study import errors, store
+from study import datasets, errors, store
 from study import problems as problems_io
 
 
 def test_arith_demo_set_is_seeded_and_stable():
-    a = problems_io.load_problems("arith", 5, 7, config.REPO_ROOT / "data")
-    b = problems_io.load_problems("arith", 8, 7, config.REPO_ROOT / "data")
+    a = datasets.load_problems("arith", 5, 7, config.REPO_ROOT / "data")
+    b = datasets.load_problems("arith", 8, 7, config.REPO_ROOT / "data")
     assert a == b[:5]  # smaller runs are prefixes of larger ones
     assert [p.problem_id for p in a] == [f"arith-s7-{i:05d}" for i in range(5)]
     for problem in a:
         assert problem.prompt == problem.question + " Let's think step by step."
         assert problem.answer.lstrip("-").isdigit()
         assert "*" in problem.question or "+" in problem.question
-    assert problems_io.load_problems("arith", 5, 8, config.REPO_ROOT / "data") != a
+    assert datasets.load_problems("arith", 5, 8, config.REPO_ROOT / "data") != a
 
 
 def test_gsm_symbolic_is_offline_with_numeric_gold():
-    problems = problems_io.load_problems("gsm-symbolic", 3, 1, config.REPO_ROOT / "data")
+    problems = datasets.load_problems("gsm-symbolic", 3, 1, config.REPO_ROOT / "data")
     assert len(problems) == 3 and all(p.answer.lstrip("-").replace(".", "").isdigit()
                                       for p in problems)
     assert problems[0].prompt.endswith("\\boxed{}.")
@@ -45,39 +46,42 @@ def test_local_files_in_every_format(tmp_path, suffix):
         pd.DataFrame(rows).to_csv(path, index=False)
     else:
         pd.DataFrame(rows).to_parquet(path)
-    problems = problems_io.load_problems(str(path), None, 0, tmp_path)
+    problems = datasets.load_problems(str(path), None, 0, tmp_path)
     assert [p.answer for p in problems] == ["7", "1250"]
     assert [p.problem_id for p in problems] == ["set-00000", "set-00001"]
-    assert problems_io.load_problems(str(path), 1, 0, tmp_path) == problems[:1]
+    assert datasets.load_problems(str(path), 1, 0, tmp_path) == problems[:1]
 
 
 def test_local_file_without_answer_column_names_the_row(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n" + json.dumps({"q": 1}))
     with pytest.raises(problems_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
-        problems_io.load_problems(str(path), None, 0, tmp_path)
+        datasets.load_problems(str(path), None, 0, tmp_path)
 
 
 def test_dataset_errors_are_user_errors():
     assert problems_io.DatasetError is errors.DatasetError
     assert issubclass(problems_io.DatasetError, errors.UserError)
     with pytest.raises(errors.UserError, match="unknown dataset"):
-        problems_io.load_problems("no-such-set", 1, 0, config.REPO_ROOT / "data")
+        datasets.load_problems("no-such-set", 1, 0, config.REPO_ROOT / "data")
 
 
-def test_gsm8k_uses_the_local_cache_before_the_hub(tmp_path):
-    cache = tmp_path / problems_io.GSM8K_CACHE_NAME
-    cache.write_text(json.dumps({"question": "Q?", "answer": "work\n#### 1,234"}) + "\n")
-    problems = problems_io.load_problems("gsm8k", None, 0, tmp_path)
-    assert problems[0].problem_id == "gsm8k-test-00000" and problems[0].answer == "1234"
-    assert problems[0].prompt.startswith("Q?\nPlease reason step by step")
-
-
-def test_gsm8k_offline_says_how_to_supply_a_copy(tmp_path, monkeypatch):
+def test_gsm8k_is_offline_from_the_shipped_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(problems_io.DatasetError, match="gsm8k_test.jsonl"):
-        problems_io.load_problems("gsm8k", 3, 0, tmp_path / "data")
+    problems = datasets.load_problems("gsm8k", 3, 0, tmp_path / "no-cache-here")
+    assert [p.problem_id for p in problems] == [f"gsm8k-test-{i:05d}" for i in range(3)]
+    assert problems[0].answer == "18"
+    assert problems[0].prompt.startswith("Janet")
+    assert problems[0].prompt.endswith("\nPlease reason step by step, and put your final answer "
+                                       "within \\boxed{}.")
+
+
+def test_gsm8k_from_the_hub_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(problems_io.DatasetError, match="drop --data-source hub.*gsm8k_test.jsonl"):
+        datasets.load_problems("gsm8k", 3, 0, tmp_path / "data", source="hub")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -15,7 +15,7 @@ from config import StatisticsConfig, StudyConfig
 from study import cliff as cliff_stats
 from study import rollouts, runner, store
 from study import structure_analysis as sa
-from study.problems import load_problems
+from study.datasets import load_problems
 from utils import model_tag
 
 # ------------------------------------------------------------------ cliff: reuse end to end
