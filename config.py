@@ -206,7 +206,7 @@ class StudyConfig:
 
     def replace(self, changes: dict[str, Any]) -> StudyConfig:
         """A copy with dotted keys changed: ``{"model.name": "qwen-7b", "seed": 1}``."""
-        return from_mapping(_nest(changes), base=self, source="overrides")
+        return from_mapping(nest(changes), base=self, source="overrides")
 
     @property
     def model_tag(self) -> str:
@@ -224,7 +224,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """``{"model.name": x}`` -> ``{"model": {"name": x}}`` (dotted keys as a nested mapping)."""
     out: dict[str, Any] = {}
     for key, value in dotted.items():
         *parents, leaf = key.split(".")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import utils
-from config import DATASETS, StudyConfig, field_type, fields_of, from_mapping, load_yaml
+from config import DATASETS, StudyConfig, field_type, fields_of, from_mapping, load_yaml, nest
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
 from study.problems import is_local_dataset
 
@@ -149,23 +149,12 @@ def config_from_args(args: argparse.Namespace, base: StudyConfig | None = None) 
     if given.get("config") is not None:
         cfg = load_yaml(given["config"], base=cfg)
     flags = {k: v for k, v in given.items() if k in _ALL_PATHS}
-    cfg = from_mapping(_nested(flags), base=cfg, source="command line")
+    cfg = from_mapping(nest(flags), base=cfg, source="command line")
     validate(cfg)
     return cfg
 
 
 _ALL_PATHS = {p for p, _, _ in _field_paths(f.name for f in dataclasses.fields(StudyConfig))}
-
-
-def _nested(flags: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flags.items():
-        head, _, leaf = key.partition(".")
-        if leaf:
-            out.setdefault(head, {})[leaf] = list(value) if isinstance(value, tuple) else value
-        else:
-            out[head] = value
-    return out
 
 
 def validate(cfg: StudyConfig) -> None:
