@@ -31,7 +31,7 @@ from study import store
 from study.cli import config_parser, run_command
 from study.schema import StructureSummary
 from study.structure_analysis import analyse
-from study.tables import MISSING, finite
+from study.tables import MISSING, finite, num, pct
 
 # Flags: the model whose cliff records are read, the folders, and the phase-1 extension.
 SHOWN = ("model.name", "paths.results_dir", "paths.data_dir", "phase3.include_phase1")
@@ -42,11 +42,11 @@ PARSER = config_parser("phase3_structure.py", __doc__, SHOWN, own="phase3")
 
 
 def _pct(value: float | None, width: int) -> str:
-    return f"{MISSING:>{width}}" if value is None else f"{100 * value:>{width - 1}.0f}%"
+    return f"{pct(value, 0):>{width}}"
 
 
 def _num(value: float | None, width: int, digits: int = 1) -> str:
-    return f"{MISSING:>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+    return f"{num(value, digits):>{width}}"
 
 
 def _acc_n(block: dict) -> str:
