@@ -26,6 +26,7 @@ Extending a rollout (forced-answer cues, continuation) needs no special support:
 from __future__ import annotations
 
 from engine.decode import KV_LAYOUTS, LogitsHook, Rollout
+from engine.hub import hub_unreachable
 from engine.loading import (
     MODEL_ALIASES,
     PRECISIONS,
@@ -59,6 +60,7 @@ __all__ = [
     "decode_text",
     "device_description",
     "generate_rollouts",
+    "hub_unreachable",
     "load_model",
     "load_tokenizer",
     "model_tag",

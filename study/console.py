@@ -32,6 +32,12 @@ def phase_output(label: str, summary: dict, reused: bool, results_dir: Path, tab
                      "(pass --overwrite to redo)")
     lines.append(table)
     prov = summary["provenance"]
+    if fixed := prov.get("dataset", {}).get("gold_fixed"):
+        shown = ", ".join(f"{f['problem_id']}: {f['stated']} -> {f['verified']}" for f in fixed[:3])
+        more = f" and {len(fixed) - 3} more" if len(fixed) > 3 else ""
+        lines.append(f"gold answers fixed: {len(fixed)} of {prov['dataset']['gold_checked']} "
+                     f"disagreed with their question's expression ({shown}{more}); "
+                     "listed under provenance.dataset.gold_fixed")
     if prov.get("tokens_per_s"):
         when = "when first run: " if reused else ""
         lines.append(f"{when}generated {prov['generated_tokens']} tokens in "

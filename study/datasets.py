@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from study.errors import DatasetError
+from study.gold_check import GoldChecker, arithmetic_answer, verify_golds
+from study.hub_data import read_hub, shuffled_choices
 from study.problems import LOCAL_SUFFIXES, Problem, gold_answer, is_local_dataset, read_local_rows
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"  # the repository's data/
@@ -84,8 +86,13 @@ class Dataset:
     license: str
     shipped_file: str | None = None
     hub: tuple[str, str | None, str] | None = None  # (repo id, config, split)
-    fields: tuple[str, str] = ("question", "answer")  # the row's question and answer fields
+    # The row's question and answer fields (a choice set: question, correct, then wrong ones).
+    fields: tuple[str, ...] = ("question", "answer")
     extra_fields: tuple[str, ...] = ()  # kept on each Problem (e.g. subject, level)
+    # Recomputes a gold answer from its question where that is possible (study.gold_check).
+    check_gold: GoldChecker | None = None
+    local_copy: str | None = None  # a file under --data-dir read instead of the hub (gated sets)
+    access: str = ""  # how to get access to a gated set
 
 
 @dataclass(frozen=True)
@@ -136,23 +143,40 @@ def _shipped(spec: Dataset, request: Request) -> Rows:
     return Rows(rows, "shipped", str(path), got)
 
 
-def _hub(spec: Dataset, request: Request) -> Rows:
-    repo, name, split = spec.hub
-    try:
-        import datasets
+def _instead(spec: Dataset) -> str:
+    """What to do when the hub cannot give a set."""
+    if spec.shipped_file:
+        return f"drop --data-source hub to use the shipped copy data/{spec.shipped_file}"
+    if spec.local_copy:
+        return f"put a local copy at --data-dir/{spec.local_copy} ({spec.access})"
+    return ("save its rows as JSONL with 'question' and 'answer' and pass --dataset FILE.jsonl "
+            f"--answer-kind {spec.answer_kind}")
 
-        table = datasets.load_dataset(repo, name, split=split,
-                                      cache_dir=str(request.data_dir / "hf"))
-    except (OSError, ConnectionError, ValueError, RuntimeError) as exc:
-        instead = (f"drop --data-source hub to use the shipped copy data/{spec.shipped_file}"
-                   if spec.shipped_file else "save its rows as JSONL with 'question' and "
-                   f"'answer' and pass --dataset FILE.jsonl --answer-kind {spec.answer_kind}")
-        raise DatasetError(
-            f"{spec.name} could not be read from the Hugging Face hub ({repo}, split {split}): "
-            f"{type(exc).__name__}. Offline? Connect once (the hub copy is then cached under "
-            f"--data-dir), or {instead}") from exc
-    rows = [_row(spec, r) for r in table]
-    return Rows(rows, "hub", f"{repo}:{name or ''}:{split}", rows_sha256(rows))
+
+def _hub(spec: Dataset, request: Request) -> Rows:
+    raw, location = read_hub(spec.name, spec.hub, request.data_dir, _instead(spec), spec.access)
+    rows = [_row(spec, r) for r in raw]
+    return Rows(rows, "hub", location, rows_sha256(rows))
+
+
+def _choices(spec: Dataset, request: Request) -> Rows:
+    """A multiple-choice set (GPQA's columns): a local copy under --data-dir when there is one,
+    else the hub; choices shuffled per problem with a permutation seeded by (seed, index)."""
+    local = Path(request.data_dir) / spec.local_copy
+    if local.exists():
+        raw, source, location = read_local_rows(local, spec.fields), "local file", str(local)
+        sha = hashlib.sha256(local.read_bytes()).hexdigest()
+    else:
+        raw, location = read_hub(spec.name, spec.hub, request.data_dir, _instead(spec),
+                                 spec.access)
+        source, sha = "hub", None
+    question, correct, *wrong = spec.fields
+    rows = []
+    for index, row in enumerate(raw):
+        text, letter = shuffled_choices(str(row[question]), str(row[correct]),
+                                        [str(row[w]) for w in wrong], f"{request.seed}:{index}")
+        rows.append({"question": text, "answer": letter})
+    return Rows(rows, source, location, sha or rows_sha256(rows))
 
 
 def _row(spec: Dataset, raw: dict) -> dict:
@@ -187,6 +211,23 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
     Dataset("aime24", _hub, "aime24", BOXED, "numeric",
             "hub HuggingFaceH4/aime_2024 (train: AIME 2024 I and II)", "not stated (AIME: MAA)",
             hub=("HuggingFaceH4/aime_2024", None, "train"), fields=("problem", "answer")),
+    # Schema checked on the dataset card and its users: two configs (AIME2025-I, AIME2025-II),
+    # split test, fields question and answer (an integer).
+    Dataset("aime25", _hub, "aime25", BOXED, "numeric",
+            "hub opencompass/AIME2025 (test: AIME 2025 I and II)", "MIT (card); AIME: MAA",
+            hub=("opencompass/AIME2025", ("AIME2025-I", "AIME2025-II"), "test"),
+            fields=("question", "answer")),
+    # Gated: config gpqa_diamond, split train (198 rows); the GPQA release's CSV has the same
+    # columns. Choices are shuffled per problem and seed; the answer is a letter.
+    Dataset("gpqa-diamond", _choices, "gpqa-diamond-s{seed}", LETTER, "choice",
+            "hub Idavidrein/gpqa gpqa_diamond (gated), or a local copy", "CC-BY-4.0",
+            hub=("Idavidrein/gpqa", "gpqa_diamond", "train"),
+            fields=("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
+                    "Incorrect Answer 3"),
+            local_copy="gpqa_diamond.csv",
+            access="accept its terms at https://huggingface.co/datasets/Idavidrein/gpqa, then "
+                   "`hf auth login` (or set HF_TOKEN); or save the GPQA release's "
+                   "gpqa_diamond.csv under --data-dir"),
     Dataset("gsm-symbolic", _reasoning_gym("gsm_symbolic"), "gsm-symbolic-s{seed}", BOXED,
             "numeric", "generated offline by reasoning-gym gsm_symbolic (--seed)",
             "Apache-2.0 (reasoning-gym)"),
@@ -194,8 +235,8 @@ REGISTRY: dict[str, Dataset] = {d.name: d for d in (
                                     max_digits=1, operators=("+", "*"),
                                     allow_parentheses=False, allow_negation=False),
             "arith-s{seed}", COT, "numeric",
-            "generated offline by reasoning-gym basic_arithmetic (--seed)",
-            "Apache-2.0 (reasoning-gym)"),
+            "generated offline by reasoning-gym basic_arithmetic (--seed); golds verified",
+            "Apache-2.0 (reasoning-gym)", check_gold=arithmetic_answer),
 )}
 
 
@@ -239,6 +280,9 @@ def load_dataset(name: str, num_samples: int | None, seed: int, data_dir: Path,
     spec = dataset_spec(name, answer_kind)
     loaded = spec.load(spec, Request(num_samples, seed, Path(data_dir), source))
     rows = loaded.rows if num_samples is None else loaded.rows[:num_samples]
+    fixes = []
+    if spec.check_gold is not None:
+        rows, fixes = verify_golds(rows, spec.check_gold)
     prefix = spec.id_prefix.replace("{seed}", str(seed))
     problems = [
         Problem(f"{prefix}-{index:05d}", row["question"],
@@ -248,6 +292,10 @@ def load_dataset(name: str, num_samples: int | None, seed: int, data_dir: Path,
     info = {"name": name, "source": loaded.source, "location": loaded.location,
             "sha256": loaded.sha256, "n": len(problems), "rows_available": len(loaded.rows),
             "answer_kind": spec.answer_kind, "template_version": spec.template.version}
+    if spec.check_gold is not None:
+        info["gold_checked"] = len(problems)
+        info["gold_fixed"] = [{"problem_id": problems[f.index].problem_id, "stated": f.stated,
+                               "verified": f.verified} for f in fixes]
     return LoadedDataset(problems, info)
 
 

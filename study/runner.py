@@ -50,18 +50,20 @@ def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
 
 
 def check_finished(summary_path: Path, config: dict, budgets: tuple[int, ...],
-                   overwrite: bool) -> dict | None:
+                   overwrite: bool, answers: str | None = None) -> dict | None:
     """The finished summary when it matches this config; error when it was made under another.
 
-    Same rollouts but other budgets (up to the same largest one) returns None: the records are
-    then re-derived from the stored rollouts without generating.
+    Same rollouts but other budgets (up to the same largest one), or other gold answers (a gold
+    fixed since, fingerprint ``answers``), returns None: the records are then re-derived from the
+    stored rollouts without generating.
     """
     if overwrite or not summary_path.exists():
         return None
     summary = store.read_json(summary_path)
     old = summary.get("provenance", {})
     if old.get("fingerprint") == store.fingerprint(config):
-        return summary if old.get("budgets") == list(budgets) else None
+        same = old.get("budgets") == list(budgets) and old.get("answers") == answers
+        return summary if same else None
     raise store.ResultsError(
         f"{summary_path}: finished results from a different configuration "
         f"({store.describe_diff(old.get('rollout_config', {}), config)}); "
@@ -96,7 +98,8 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
                         cfg.data.answer_kind, cfg.data.source)
     problems = data.problems
     config = rollout_config(cfg, plan, problems)
-    finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite)
+    answers = store.fingerprint([p.answer for p in problems])
+    finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite, answers)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
     strategy = strategy or PrefixTruncation(cfg, plan, seed_rollouts)
@@ -112,7 +115,7 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
         cfg.to_dict(), seed=cfg.seed, wall_time_s=time.perf_counter() - started,
         device=result.stats.pop("device", None), record_files=paths,
         extra={"fingerprint": store.fingerprint(config), "rollout_config": config,
-               "dataset": data.info,
+               "dataset": data.info, "answers": answers,
                "budgets": list(plan.budgets), "strategy": strategy.name,
                "tokens_spent": spent, "reused_rollouts_from": result.reused_from,
                **result.stats},

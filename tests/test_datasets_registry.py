@@ -3,8 +3,11 @@ phase 1 on MATH-500 through the CLI."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
+import sys
+import time
 
 import pytest
 
@@ -162,3 +165,97 @@ def test_phase1_on_math500_through_the_cli(tiny_model_dir, tmp_path, monkeypatch
     records = store.read_json(next(results.glob("phase1_main_*_budget4.json")))
     assert [r["problem_id"] for r in records] == [f"math500-{i:05d}" for i in range(3)]
     assert "subject" not in records[0] and "level" not in records[0]  # record schema unchanged
+
+
+# ------------------------------------------------------------- hub sets, gated sets, offline
+
+
+class FakeHub:
+    """Stands in for the `datasets` package: records calls, returns the given tables."""
+
+    def __init__(self, tables=None, error=None):
+        self.tables, self.error, self.calls = tables or {}, error, []
+
+    def load_dataset(self, repo, config, split, cache_dir):
+        self.calls.append((repo, config, split))
+        if self.error is not None:
+            raise self.error
+        return self.tables[config]
+
+
+@pytest.fixture()
+def reachable_hub(monkeypatch):
+    monkeypatch.setattr("engine.hub.hub_unreachable", lambda timeout=2.0: None)
+    monkeypatch.setattr("utils.hub_unreachable", lambda timeout=2.0: None)
+
+
+def test_aime25_concatenates_both_papers_in_order(tmp_path, monkeypatch, reachable_hub):
+    hub = FakeHub({"AIME2025-I": [{"question": f"I.{i}", "answer": str(i)} for i in range(15)],
+                   "AIME2025-II": [{"question": f"II.{i}", "answer": "7"} for i in range(15)]})
+    monkeypatch.setitem(sys.modules, "datasets", hub)
+    loaded = datasets.load_dataset("aime25", None, 0, tmp_path)
+    assert hub.calls == [("opencompass/AIME2025", "AIME2025-I", "test"),
+                         ("opencompass/AIME2025", "AIME2025-II", "test")]
+    problems = loaded.problems
+    assert len(problems) == 30 and problems[0].problem_id == "aime25-00000"
+    assert (problems[3].question, problems[3].answer) == ("I.3", "3")
+    assert problems[15].question == "II.0" and problems[0].answer_kind == "numeric"
+    assert loaded.info["location"] == "opencompass/AIME2025:AIME2025-I+AIME2025-II:test"
+
+
+GPQA_COLUMNS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
+                "Incorrect Answer 3")
+
+
+def write_gpqa_csv(path, n):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(GPQA_COLUMNS)
+        for i in range(n):
+            writer.writerow([f"Question {i}?", f"right {i}", f"wrong a{i}", f"wrong b{i}",
+                             f"wrong c{i}"])
+
+
+def test_gpqa_local_copy_shuffles_choices_per_problem_and_seed(tmp_path):
+    write_gpqa_csv(tmp_path / "gpqa_diamond.csv", 200)
+    first = datasets.load_dataset("gpqa-diamond", None, 0, tmp_path)
+    again = datasets.load_dataset("gpqa-diamond", None, 0, tmp_path)
+    other = datasets.load_dataset("gpqa-diamond", None, 1, tmp_path)
+    assert first.info["source"] == "local file" and first.problems[0].answer_kind == "choice"
+    assert [p.question for p in first.problems] == [p.question for p in again.problems]
+    assert [p.question for p in first.problems] != [p.question for p in other.problems]
+    for index, problem in enumerate(first.problems):
+        lines = problem.question.splitlines()
+        assert lines[0] == f"Question {index}?"
+        choices = dict(line.split(") ", 1) for line in lines[2:])
+        assert sorted(choices) == ["A", "B", "C", "D"]
+        assert choices[problem.answer] == f"right {index}"  # the gold letter names the right one
+    counts = {letter: sum(p.answer == letter for p in first.problems) for letter in "ABCD"}
+    assert min(counts.values()) >= 30  # a permutation per problem, not one fixed position
+    assert "end with the line" in first.problems[0].prompt
+
+
+def test_gpqa_gated_error_says_how_to_get_access(tmp_path, monkeypatch, reachable_hub):
+    hub = FakeHub(error=FileNotFoundError("Dataset 'Idavidrein/gpqa' is a gated dataset on "
+                                          "the Hub. You must be authenticated to access it."))
+    monkeypatch.setitem(sys.modules, "datasets", hub)
+    with pytest.raises(DatasetError, match=r"gated: accept its terms.*hf auth login.*"
+                                           r"gpqa_diamond\.csv"):
+        datasets.load_problems("gpqa-diamond", 3, 0, tmp_path)
+
+
+def test_unreachable_hub_fails_at_once_without_calling_datasets(tmp_path, monkeypatch):
+    def no_route(*args, **kwargs):
+        raise OSError(-2, "Name or service not known")
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("engine.hub.socket.create_connection", no_route)
+    monkeypatch.setitem(sys.modules, "datasets", FakeHub(error=AssertionError("not called")))
+    started = time.perf_counter()
+    for name in ("aime24", "aime25", "gpqa-diamond"):
+        with pytest.raises(DatasetError, match=rf"{name}: the Hugging Face hub is unreachable"):
+            datasets.load_problems(name, 3, 0, tmp_path)
+    with pytest.raises(DatasetError, match="drop --data-source hub to use the shipped copy"):
+        datasets.load_problems("gsm8k", 3, 0, tmp_path, source="hub")
+    assert time.perf_counter() - started < 5

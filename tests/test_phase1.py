@@ -172,13 +172,22 @@ def test_run_all_bad_inputs(flags, message, tmp_path, capsys):
     assert not results.exists()
 
 
-def test_missing_model_offline_is_a_clear_error(tmp_path, capsys, monkeypatch, arith_file):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_missing_model_offline_is_a_clear_error_within_seconds(tmp_path, capsys, monkeypatch,
+                                                               arith_file):
+    def no_route(*args, **kwargs):  # what an offline machine answers; no packet leaves here
+        raise OSError(-2, "Name or service not known")
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("engine.hub.socket.create_connection", no_route)
     results = tmp_path / "results"
+    started = time.perf_counter()
     code = phase1_main.main(["--model", "some-org/not-downloaded-model", "--dataset",
                              str(arith_file), "--results-dir", str(results), "--quiet"])
+    assert time.perf_counter() - started < 5  # was ~50 s of huggingface_hub retries
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot load model" in err and len(err.splitlines()) == 1
+    assert "hub is unreachable" in err and "--model smollm2-135m" in err
     assert not list(results.rglob("*.json*"))
 
 

@@ -1,0 +1,54 @@
+"""One quick question before any download: can the Hugging Face hub be reached at all?
+
+huggingface_hub retries a failed request five times with back-off, so an offline run used to wait
+30-50 s before its error. A single TCP connect to the hub endpoint answers the same question in
+well under a second when name resolution fails, and within ``PROBE_TIMEOUT_S`` when packets are
+dropped. Knows no model, dataset or study: callers decide what an unreachable hub means for them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+PROBE_TIMEOUT_S = 2.0  # a reachable hub answers a TCP connect in well under a second
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def offline_mode() -> bool:
+    """Whether the user asked the HF libraries to stay offline (they then use caches only)."""
+    return any(os.environ.get(name, "").strip().lower() in _TRUE
+               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_endpoint() -> str:
+    """The endpoint huggingface_hub talks to (``HF_ENDPOINT`` or huggingface.co)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_unreachable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the hub cannot be reached, or None when it answers (or offline mode was asked for,
+    in which case the libraries never touch the network and need no probe)."""
+    if offline_mode():
+        return None
+    url = urlsplit(hub_endpoint())
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host}:{port} did not answer: {exc.strerror or exc}"
+    return None
+
+
+def in_local_cache(repo_id: str, filename: str = "config.json") -> bool:
+    """Whether a hub repository's ``filename`` is already in the local HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except ValueError:  # not a valid repo id: nothing of it can be cached
+        return False
