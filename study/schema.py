@@ -139,6 +139,7 @@ class PlateauSettings(TypedDict):
     alpha: float
     confidence: float
     seed: int
+    maj_at_k: str  # how maj@k was estimated (plateau.MAJ_METHOD)
 
 
 class Phase1bSummary(TypedDict):
