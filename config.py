@@ -156,6 +156,11 @@ class StatisticsConfig:
     alpha: float = opt(0.05, help="significance level of the paired tests")  # the usual 5 %
     confidence: float = opt(0.95, help="confidence level of every interval")  # the usual 95 %
     top_steepest: int = opt(3, help="steepest cliff windows listed")  # the spec shows three
+    # Each resample refits the breakpoint profile; 200 keeps the fits of a run to seconds on CPU.
+    fit_bootstrap_resamples: int = opt(200, flag="--fit-bootstrap-resamples",
+                                       help="bootstrap resamples (over problems) of the curve "
+                                       "fits' breakpoint CI")
+    top_emergent: int = opt(10, help="most emergent problems listed per run")  # a readable list
 
 
 @dataclass(frozen=True)
