@@ -167,7 +167,8 @@ class StatisticsConfig:
 class FigureConfig:
     models: tuple[str, ...] | None = opt(None, flag="--models",  # None: every model with results
                                          help="models overlaid in figure 1 (default: every "
-                                         "model with phase-1 results)")
+                                         "model with phase-1 results); with --datasets, the "
+                                         "grid's models (NAME or NAME@PRECISION)")
     formats: tuple[str, ...] = opt(("png", "pdf"), flag="--format",  # raster + vector for papers
                                    choices=("png", "pdf"), help="figure file formats")
 
@@ -190,6 +191,16 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """``run_all.py --models M1 M2 --datasets D1 D2``: every combination, a folder each."""
+
+    datasets: tuple[str, ...] | None = opt(None, flag="--datasets",  # None: no grid
+                                           help="run the grid: every --models entry on each "
+                                           "of these datasets, in results/grid/{model}__"
+                                           "{dataset}/, then results/grid_summary.{md,csv,json}")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     seed: int = opt(1234, flag="--seed",  # problem sampling, generation noise, bootstrap
                     help="random seed")
@@ -204,6 +215,7 @@ class StudyConfig:
     figures: FigureConfig = field(default_factory=FigureConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     run: RunOptions = field(default_factory=RunOptions)
+    grid: GridConfig = field(default_factory=GridConfig)
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (paths as strings, tuples as lists)."""

@@ -114,7 +114,7 @@ def summarize(ids: Sequence[str], budgets: Sequence[int], trajectories: np.ndarr
 def rank_agreement(a: dict[str, float], b: dict[str, float]) -> tuple[float | None, int]:
     """Spearman correlation of two runs' scores over their common problems, and how many."""
     common = sorted(set(a) & set(b))
-    if len(common) < 3:
-        return None, len(common)
+    if len(common) < 3 or len({a[i] for i in common}) < 2 or len({b[i] for i in common}) < 2:
+        return None, len(common)  # too few problems, or one run scores them all the same
     rho = sps.spearmanr([a[i] for i in common], [b[i] for i in common]).statistic
     return (float(rho) if np.isfinite(rho) else None), len(common)

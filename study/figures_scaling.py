@@ -5,6 +5,7 @@ problems) and the comparison of several runs (``compare.py``). Drawn from scalin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -131,7 +132,7 @@ def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str])
         percent_axis(ax, "Accuracy (95% CI)", top=None)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("Token budget (log2 scale)")
-        ax.set_title(str(dataset))
+        ax.set_title(Path(str(dataset)).stem)
         ax.legend(loc="upper left", fontsize=6)
     fig.suptitle("Runs compared: points = measured, lines = best fit (BIC)", fontsize=9)
     return fig

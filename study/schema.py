@@ -405,3 +405,35 @@ class ScalingSummary(TypedDict):
     emergence: dict[str, EmergenceBlock]  # by metric
     analysis: dict[str, Any]  # settings and the phase-1 fingerprint it was computed from
     provenance: Provenance
+
+
+# ---------------------------------------------------------------- compare.py
+
+class ComparedRun(TypedDict):
+    label: str  # model (precision when set), for legends
+    model: str
+    dataset: str | None
+    results_dir: str
+    best_fit: str | None
+    breakpoint: float | None
+    saturation_level: float | None
+    top: list[str]  # most emergent problems
+
+
+class RunPair(TypedDict):
+    a: str  # "label · dataset"
+    b: str
+    dataset: str | None
+    spearman: float | None  # of default breakthroughness over the common problems
+    n_common: int
+    shared_top: list[str]  # problems in both runs' top lists
+    top_k: int
+
+
+class ComparisonSummary(TypedDict):
+    """``results/comparison.json`` (compare.py)."""
+
+    runs: list[ComparedRun]
+    pairs: list[RunPair]  # every two runs on the same dataset
+    figure: list[str]
+    provenance: Provenance
