@@ -69,7 +69,7 @@ def fig6_curve_fits(summary: ScalingSummary) -> Figure:
     percent_axis(ax, "Accuracy", top=None)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Token budget (log2 scale)")
-    ax.legend(loc="upper left", fontsize=6)
+    ax.legend(loc="lower right", fontsize=6)
     ax.set_title(f"Curve fits — {display_name(summary)}, {summary.get('dataset', '?')}")
     return fig
 
@@ -79,7 +79,7 @@ def fig7_emergent_problems(summary: ScalingSummary) -> Figure:
     """(a) trajectories of the most emergent problems; (b) the cliff window's gain from
     problems that jump vs problems that improve gradually."""
     block = next(iter(summary["emergence"].values()))
-    fig, (heat, split) = styled(7.0, 2.8, ncols=2, width_ratios=[3, 1])
+    fig, (heat, split) = styled(7.0, 2.8, ncols=2, width_ratios=[2.6, 1])
     scores = {p["problem_id"]: p for p in block["problems"]}
     top = block["top"]
     matrix = np.array([scores[pid]["trajectory"] for pid in top]) if top else np.zeros((0, 1))
@@ -98,10 +98,12 @@ def fig7_emergent_problems(summary: ScalingSummary) -> Figure:
         split.bar([0], [gain["from_jumping"]], color=OKABE_ITO[5], label="jumping problems")
         split.bar([0], [gain["from_gradual"]], bottom=[gain["from_jumping"]],
                   color=OKABE_ITO[1], label="gradual problems")
-        split.set_xticks([0], [f"{gain['from']} → {gain['to']}"])
-        split.legend(loc="upper right", fontsize=6)
-    percent_axis(split, "Accuracy gain in the cliff window", top=None)
-    split.set_title("(b) where the gain comes from")
+        split.set_xticks([0], [f"{gain['from']} → {gain['to']} tokens"])
+        split.set_xlim(-0.8, 0.8)
+        split.set_ylim(top=1.45 * max(gain["gain"], gain["from_jumping"], 1e-3))
+        split.legend(loc="upper center", fontsize=6)
+    percent_axis(split, "Gain in the cliff window", top=None)
+    split.set_title("(b) gain split")
     fig.suptitle(f"Emergent problems — {display_name(summary)}, "
                  f"{summary.get('dataset', '?')}", fontsize=9)
     return fig
