@@ -55,3 +55,40 @@ def test_rank_agreement():
     rho, n = emergence.rank_agreement(a, {"p1": 3, "p2": 2, "p3": 1, "x": 0})
     assert (rho, n) == (pytest.approx(-1.0), 3)
     assert emergence.rank_agreement(a, {"p1": 1}) == (None, 1)
+
+
+def test_scaling_summary_scores_correctness_and_p_gold_from_stored_records(tmp_path):
+    """study.scaling on hand-made phase-1 records that carry p_gold (as budget forcing adds)."""
+    import phase1_main
+    from config import StudyConfig
+    from study import scaling, store
+
+    budgets = [16, 32, 64, 128]
+    correct = {"a": [0, 0, 1, 1], "b": [0, 1, 0, 1], "c": [1, 1, 1, 1]}
+    p_gold = {"a": [0.1, 0.2, 0.9, 0.9], "b": [0.0, 0.25, 0.5, 0.75], "c": [1.0] * 4}
+    by_budget = {b: [{"problem_id": pid, "question": "q", "ground_truth": "1", "generated": "",
+                      "predicted": None, "predicted_strict": None, "correct": bool(ys[j]),
+                      "correct_strict": False, "tokens_used": b, "budget": b,
+                      "hit_budget": True, "sample": 0, "p_gold": p_gold[pid][j]}
+                     for pid, ys in correct.items()] for j, b in enumerate(budgets)}
+    for b, recs in by_budget.items():
+        store.write_json(store.phase1_record_path(tmp_path, "smollm2-135m", b), recs)
+    store.write_json(store.phase1_combined_path(tmp_path, "smollm2-135m"),
+                     {"phase": "phase1", "model": "smollm2-135m", "dataset": "arith",
+                      **phase1_main.summarize(by_budget, 0.95), "provenance": {}})
+    cfg = StudyConfig().replace({"model.name": "smollm2-135m", "paths.results_dir": tmp_path,
+                                 "statistics.fit_bootstrap_resamples": 5})
+    summary = scaling.analyse(cfg)
+    assert set(summary["emergence"]) == {"correct", "p_gold"}
+    scores = {p["problem_id"]: p for p in summary["emergence"]["p_gold"]["problems"]}
+    # p_gold of b: four equal steps of 0.25 -> 1/n = 1/3; of a: steps 0.1, 0.7, 0 ->
+    # I = 0.8, D = ((sqrt(.1) + sqrt(.7)) / 3)^2, L = 1/9.
+    assert scores["b"]["breakthroughness"] == pytest.approx(1 / 3)
+    want = (1 / 9) * 0.8 / ((math.sqrt(0.1) + math.sqrt(0.7)) / 3) ** 2
+    assert scores["a"]["breakthroughness"] == pytest.approx(want)
+    assert summary["emergence"]["correct"]["top"][0] == "a"
+    assert summary["fits"]["n_outcomes"] == 12
+    path = store.scaling_path(tmp_path, "smollm2-135m")
+    written = path.stat().st_mtime_ns
+    assert scaling.analyse(cfg) == store.read_json(path)  # same settings: reused, not redone
+    assert path.stat().st_mtime_ns == written
