@@ -156,13 +156,19 @@ class StatisticsConfig:
     alpha: float = opt(0.05, help="significance level of the paired tests")  # the usual 5 %
     confidence: float = opt(0.95, help="confidence level of every interval")  # the usual 95 %
     top_steepest: int = opt(3, help="steepest cliff windows listed")  # the spec shows three
+    # Each resample refits the breakpoint profile; 200 keeps the fits of a run to seconds on CPU.
+    fit_bootstrap_resamples: int = opt(200, flag="--fit-bootstrap-resamples",
+                                       help="bootstrap resamples (over problems) of the curve "
+                                       "fits' breakpoint CI")
+    top_emergent: int = opt(10, help="most emergent problems listed per run")  # a readable list
 
 
 @dataclass(frozen=True)
 class FigureConfig:
     models: tuple[str, ...] | None = opt(None, flag="--models",  # None: every model with results
                                          help="models overlaid in figure 1 (default: every "
-                                         "model with phase-1 results)")
+                                         "model with phase-1 results); with --datasets, the "
+                                         "grid's models (NAME or NAME@PRECISION)")
     formats: tuple[str, ...] = opt(("png", "pdf"), flag="--format",  # raster + vector for papers
                                    choices=("png", "pdf"), help="figure file formats")
 
@@ -185,6 +191,16 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """``run_all.py --models M1 M2 --datasets D1 D2``: every combination, a folder each."""
+
+    datasets: tuple[str, ...] | None = opt(None, flag="--datasets",  # None: no grid
+                                           help="run the grid: every --models entry on each "
+                                           "of these datasets, in results/grid/{model}__"
+                                           "{dataset}/, then results/grid_summary.{md,csv,json}")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     seed: int = opt(1234, flag="--seed",  # problem sampling, generation noise, bootstrap
                     help="random seed")
@@ -199,6 +215,7 @@ class StudyConfig:
     figures: FigureConfig = field(default_factory=FigureConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     run: RunOptions = field(default_factory=RunOptions)
+    grid: GridConfig = field(default_factory=GridConfig)
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (paths as strings, tuples as lists)."""

@@ -6,7 +6,8 @@ Demo: python phase1_main.py --model smollm2-135m --dataset arith --num-samples 4
 
 Each problem is generated once, greedily, up to the largest budget; every smaller budget is read
 off the same rollout (identical to a separate run with that max_new_tokens). Writes
-results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json.
+results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json,
+then fits the curve and scores each problem's emergence (results/phase1_scaling_{model}.json).
 Interrupted runs resume where they stopped; a finished run is reused unless --overwrite.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, runner, stats, store
+from study import console, runner, scaling, stats, store
 from study.cli import config_parser, run_command
 from study.schema import Phase1Summary, Record
 
@@ -49,7 +50,10 @@ def run(cfg: StudyConfig) -> Phase1Summary:
         cfg, runner.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),
         store.phase1_combined_path(results, tag),
         lambda by_budget: summarize(by_budget, cfg.statistics.confidence))
-    return console.show_phase("phase 1", output, results, format_table(output.summary))
+    summary = console.show_phase("phase 1", output, results, format_table(output.summary))
+    # Curve fits and per-problem emergence, from the records just written (or reused).
+    print(scaling.format_scaling(scaling.analyse(cfg)))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ Run:   python run_all.py --all --model qwen-1.5b              # the paper-scale 
 Demo:  python run_all.py --demo                               # offline, SmolLM2-135M, ~3 min CPU
 Parts: python run_all.py --phase1 --model qwen-1.5b --num-samples 200
 YAML:  python run_all.py --all --config examples/demo.yaml    # flags still win over the file
+Grid:  python run_all.py --models smollm2-135m smollm2-135m@bf16 --datasets arith gsm8k
 
 Every phase runs in this process on the same resolved config (defaults < --config YAML <
 flags). Phase 2 needs hand labels: `--all` runs the generating phases (1, 1b, 3) and prepares
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from config import DEMO_CONFIG, StudyConfig, load_yaml
+from study import grid
 from study.annotation_queue import GATE_EXIT_CODE, annotation_gate
 from study.cli import USER_ERRORS, config_from_args, config_parser, fail
 
@@ -37,7 +39,7 @@ STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase2_prepare": "write annotation TSVs", "phase2_analyze": "analyse labelled TSVs",
              "phase3": "cliff + solution structure", "visualize": "figures + report"}
 ALL_SECTIONS = ("seed", "model", "data", "generation", "phase1", "phase1b", "phase3",
-                "annotation", "statistics", "figures", "paths", "run")
+                "annotation", "statistics", "figures", "paths", "run", "grid")
 
 
 def build_parser():
@@ -89,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     whole = args.all or args.demo
     steps = list(PHASES) if whole else [s for s in PHASES if getattr(args, s)]
-    if not steps:
+    if not steps and not hasattr(args, "grid.datasets"):
         parser.print_help()
         return 2
     started = time.perf_counter()
     try:
         cfg = config_from_args(args, load_yaml(DEMO_CONFIG) if args.demo else None)
+        if cfg.grid.datasets:  # every model x dataset in its own folder (study/grid.py)
+            code = grid.run_grid(cfg, steps or ["phase1"])
+            importlib.import_module("compare").run(cfg.replace({"grid.datasets": None}))
+            return code
         code = run_steps(cfg, steps, gated=whole)
     except USER_ERRORS as exc:
         return fail(str(exc))

@@ -12,7 +12,7 @@ from itertools import pairwise
 import numpy as np
 
 from config import StatisticsConfig
-from study import grading, stats
+from study import grading, majority, stats
 from study.errors import ResultsError
 from study.schema import Record
 from study.tables import finite
@@ -21,6 +21,11 @@ from study.tables import finite
 def _number(value: float | None) -> float | None:
     """NaN (e.g. the std of a single run) becomes None so the summary stays strict JSON."""
     return finite(value if value is None else float(value))
+
+
+# How maj@k is estimated; a summary made another way (first k samples) is re-analysed from its
+# stored records on the next run, without generating.
+MAJ_METHOD = "all k-subsets, ties split evenly"
 
 
 def group_by_problem(records: list[Record]) -> list[list[Record]]:
@@ -53,10 +58,11 @@ def budget_summary(records: list[Record], st: StatisticsConfig, seed: int) -> di
     ci_low, ci_high = _ci(correct, st, seed)
     pass_rows = {j: np.array([stats.pass_at_k(k, int(c), j) for c in correct.sum(axis=1)])
                  for j in range(1, k + 1)}
-    # maj@j of each problem alone (0 or 1), so the same vector gives the value and its CI.
-    maj_rows = {j: np.array([stats.maj_at_k([[r["predicted"] for r in row]],
-                                            [row[0]["ground_truth"]], j, grading.is_equivalent)
-                             for row in rows]) for j in range(1, k + 1)}
+    # maj@j of each problem (averaged over its j-subsets), so one vector gives value and CI.
+    answers = [[r["predicted"] for r in row] for row in rows]
+    gold = [row[0]["ground_truth"] for row in rows]
+    maj_rows = {j: majority.maj_at_k_per_problem(answers, gold, j, grading.is_equivalent,
+                                                 seed=seed) for j in range(1, k + 1)}
     return {
         "budget": records[0]["budget"], "n_problems": len(rows), "k": k,
         "mean_accuracy": float(mean), "std_accuracy": _number(std),
@@ -120,7 +126,8 @@ def overall_verdict(comparisons: list[dict], st: StatisticsConfig) -> str:
 def analysis_settings(st: StatisticsConfig, seed: int) -> dict:
     """The settings the summary was computed under (a change re-analyses stored records)."""
     return {"bootstrap_resamples": st.bootstrap_resamples, "min_effect": st.min_effect,
-            "alpha": st.alpha, "confidence": st.confidence, "seed": seed}
+            "alpha": st.alpha, "confidence": st.confidence, "seed": seed,
+            "maj_at_k": MAJ_METHOD}
 
 
 def summarize(by_budget: dict[int, list[Record]], st: StatisticsConfig, seed: int) -> dict:

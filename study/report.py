@@ -18,6 +18,7 @@ from typing import Any
 from study import store
 from study.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
+from study.scaling import scaling_table
 from study.schema import (
     CliffSummary,
     GainStep,
@@ -156,8 +157,8 @@ def structure_table(st: StructureSummary) -> str:
 
 # One section per registered summary, titled by the registry, in phase order.
 TABLES: dict[str, Callable[[Any], str]] = {
-    "phase1": phase1_table, "phase1b": phase1b_table, "phase2": phase2_table,
-    "phase3": phase3_table, "structure": structure_table,
+    "phase1": phase1_table, "scaling": scaling_table, "phase1b": phase1b_table,
+    "phase2": phase2_table, "phase3": phase3_table, "structure": structure_table,
 }
 
 

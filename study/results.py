@@ -22,6 +22,7 @@ from study.schema import (
     Phase1bSummary,
     Phase1Summary,
     Phase2Summary,
+    ScalingSummary,
     StructureSummary,
 )
 
@@ -48,6 +49,9 @@ class SummaryFile:
 SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
     SummaryFile("phase1", "phase-1 saturation curve", "Phase 1 — saturation curve",
                 store.phase1_combined_path, "phase1_main.py", Phase1Summary),
+    SummaryFile("scaling", "phase-1 curve fits and emergence",
+                "Phase 1 — curve fits and emergent problems", store.scaling_path,
+                "phase1_main.py", ScalingSummary, ("python run_all.py --phase1{args}",)),
     SummaryFile("phase1b", "phase-1b stochastic check", "Phase 1b — stochastic verification",
                 store.phase1b_summary_path, "phase1b_stochastic.py", Phase1bSummary),
     # Phase 2 needs a person in the loop: prepare, label, then analyse.
@@ -108,6 +112,7 @@ class StudyResults:
     tag: str  # its file-name form, used in every results file name
     results_dir: Path
     phase1: Phase1Summary | None = None
+    scaling: ScalingSummary | None = None
     phase1b: Phase1bSummary | None = None
     phase2: Phase2Summary | None = None
     phase3: CliffSummary | None = None

@@ -139,6 +139,7 @@ class PlateauSettings(TypedDict):
     alpha: float
     confidence: float
     seed: int
+    maj_at_k: str  # how maj@k was estimated (plateau.MAJ_METHOD)
 
 
 class Phase1bSummary(TypedDict):
@@ -337,3 +338,102 @@ class StructureSummary(TypedDict):
     phase1_note: str | None  # why phase-1 budgets were not added (--include-phase1)
     provenance: Provenance
 
+
+
+# ---------------------------------------------------------------- phase 1: fits and emergence
+
+class FittedModel(TypedDict):
+    """One curve of ``study.fits`` (its parameters are named there)."""
+
+    params: dict[str, float]  # x0 = log2 of the smallest budget, and the model's own
+    log_likelihood: float  # Bernoulli, over every per-problem outcome
+    n_params: int
+    aic: float
+    bic: float
+
+
+class CurveFits(TypedDict):
+    n_problems: int
+    samples: int  # outcomes per problem and budget
+    n_outcomes: int  # N of the BIC
+    models: dict[str, FittedModel]  # "log-linear", "piecewise", "saturating"
+    best: str  # lowest BIC
+    best_aic: str  # lowest AIC
+    breakpoint: float  # budget (tokens) of the piecewise fit's breakpoint
+    breakpoint_ci: list[float] | None  # bootstrap over problems, in tokens
+    saturation_level: float  # the saturating fit's asymptote
+    bootstrap_resamples: int
+
+
+WindowGain = TypedDict("WindowGain", {
+    "from": int, "to": int,
+    "gain": float,  # mean per-problem gain over the window
+    "from_jumping": float, "from_gradual": float,  # its two parts (sum to gain)
+    "jumping_share": float | None,  # from_jumping / gain; None when gain <= 0
+})
+
+
+class EmergentProblem(TypedDict):
+    problem_id: str
+    trajectory: list[float]  # the metric at each budget
+    breakthroughness: float  # seed 001's default form
+    breakthroughness_bigbench: float
+    skew: float | None
+    jumps: bool
+
+
+class EmergenceBlock(TypedDict):
+    metric: str  # "correct", "success rate" or "p_gold"
+    budgets: list[int]
+    problems: list[EmergentProblem]
+    top: list[str]  # most emergent problem ids, most first
+    n_jumping: int
+    share_jumping: float | None
+    window_gain: WindowGain | None
+    rule: str  # what counts as a jump
+
+
+class ScalingSummary(TypedDict):
+    """``results/phase1_scaling_{model}.json`` (``study.scaling``)."""
+
+    phase: str  # "phase1_scaling"
+    model: str
+    dataset: str
+    budgets: dict[str, AccuracyRow]  # phase 1's, so the fits can be drawn over the curve
+    fits: CurveFits | None  # None with fewer than three budgets
+    cliff_window: list[int] | None  # phase 1's half-gain window [from, to]
+    emergence: dict[str, EmergenceBlock]  # by metric
+    analysis: dict[str, Any]  # settings and the phase-1 fingerprint it was computed from
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- compare.py
+
+class ComparedRun(TypedDict):
+    label: str  # model (precision when set), for legends
+    model: str
+    dataset: str | None
+    results_dir: str
+    best_fit: str | None
+    breakpoint: float | None
+    saturation_level: float | None
+    top: list[str]  # most emergent problems
+
+
+class RunPair(TypedDict):
+    a: str  # "label · dataset"
+    b: str
+    dataset: str | None
+    spearman: float | None  # of default breakthroughness over the common problems
+    n_common: int
+    shared_top: list[str]  # problems in both runs' top lists
+    top_k: int
+
+
+class ComparisonSummary(TypedDict):
+    """``results/comparison.json`` (compare.py)."""
+
+    runs: list[ComparedRun]
+    pairs: list[RunPair]  # every two runs on the same dataset
+    figure: list[str]
+    provenance: Provenance

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from study import majority
 from study.comparisons import (
     bootstrap_gain_per_token,
     cohens_kappa,
@@ -107,11 +108,14 @@ def maj_at_k(
     k: int,
     equivalent: Callable[[str, str], bool],
     group_equivalent: bool = True,
+    seed: int = 0,
 ) -> float:
-    """maj@k accuracy: majority vote over the first ``k`` samples of each problem.
+    """maj@k accuracy: per problem, the majority vote averaged over every k-subset of its
+    samples (``study.majority``: exact for few subsets, seeded sampling otherwise; ties split
+    evenly among the tied answers), then the mean over problems. maj@1 equals pass@1.
 
-    A problem counts as solved when its majority answer satisfies ``equivalent(pred, gold)``;
-    a problem with no extracted answer among its first ``k`` samples counts as wrong. With
+    A problem counts as solved in a subset when its majority answer satisfies
+    ``equivalent(pred, gold)``; a subset with no extracted answer counts as wrong. With
     ``group_equivalent`` (default) votes are pooled over answers that ``equivalent`` deems the
     same (so "0.5" and "1/2" vote together); otherwise only identical strings pool.
     """
@@ -119,14 +123,9 @@ def maj_at_k(
         raise ValueError(f"{len(answers_matrix)} answer rows but {len(gold)} gold answers")
     if not answers_matrix:
         return float("nan")
-    same = equivalent if group_equivalent else None
-    solved = 0
-    for row, truth in zip(answers_matrix, gold, strict=True):
-        if not 1 <= k <= len(row):
-            raise ValueError(f"k={k} out of range for a problem with {len(row)} samples")
-        vote = majority_vote(row[:k], same)
-        solved += vote is not None and bool(equivalent(vote, truth))
-    return solved / len(gold)
+    per_problem = majority.maj_at_k_per_problem(answers_matrix, gold, k, equivalent,
+                                                group_equivalent, seed)
+    return float(per_problem.mean())
 
 
 # --------------------------------------------------------------------------- run variability

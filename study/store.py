@@ -72,6 +72,16 @@ def phase3_structure_path(results_dir: Path, model_tag: str) -> Path:
     return Path(results_dir) / f"phase3_structure_analysis_{model_tag}.json"
 
 
+def scaling_path(results_dir: Path, model_tag: str) -> Path:
+    """Curve fits and per-problem emergence of phase 1 (``study.scaling``)."""
+    return Path(results_dir) / f"phase1_scaling_{model_tag}.json"
+
+
+def comparison_path(results_dir: Path) -> Path:
+    """compare.py's cross-run comparison (written where the runs are looked for)."""
+    return Path(results_dir) / "comparison.json"
+
+
 def read_records(path: Path) -> list[Record]:
     """A record file, checked for every field of the record schema (ResultsError if not)."""
     records = read_json(path)

@@ -171,8 +171,9 @@ def test_budget_summary_by_hand():
     assert row["success_histogram"] == {"0/3": 0, "1/3": 1, "2/3": 1, "3/3": 0}
     # pass@2: p0 1 - C(1,2)/C(3,2) = 1; p1 1 - C(2,2)/C(3,2) = 2/3
     assert row["pass_at_k"] == pytest.approx({"1": 0.5, "2": 5 / 6, "3": 1.0})
-    # maj@1 and maj@2: first vote wins ties ("5", "3"), both wrong; maj@3 pools 4 with 4.0.
-    assert row["maj_at_k"] == pytest.approx({"1": 0.0, "2": 0.0, "3": 0.5})
+    # maj@j over all j-subsets, ties split: maj@1 = pass@1; maj@2: p0 (1/2+1/2+1)/3, p1
+    # (1/2+0+1/2)/3; maj@3 pools 4 with 4.0.
+    assert row["maj_at_k"] == pytest.approx({"1": 0.5, "2": 0.5, "3": 0.5})
     assert 1 / 3 - 1e-9 <= row["ci_low"] <= 0.5 <= row["ci_high"] <= 2 / 3 + 1e-9
     assert row["maj_at_k_ci"]["3"][0] <= 0.5 <= row["maj_at_k_ci"]["3"][1]
     json.dumps(row, allow_nan=False)  # strict JSON

@@ -65,7 +65,27 @@ def phase1b() -> dict:
             "criterion": "a step is a plateau when ...",
             "verdict": "PLATEAU GENUINE over 128-256 tokens",
             "analysis": {"bootstrap_resamples": 50, "min_effect": 0.02, "alpha": 0.05,
-                         "confidence": 0.95, "seed": 7}, "provenance": PROV}
+                         "confidence": 0.95, "seed": 7, "maj_at_k": "all k-subsets"},
+            "provenance": PROV}
+
+
+def scaling_fixture() -> dict:
+    """Fits and emergence of 40 problems: 4 right from 32 tokens, 8 more from 64, 6 from 128,
+    2 from 256 (phase 1's accuracies 10/30/45/50 %)."""
+    import numpy as np
+
+    from study import emergence, fits
+
+    first = [0] * 4 + [1] * 8 + [2] * 6 + [3] * 2 + [9] * 20
+    outcomes = np.array([[float(j >= f) for j in range(4)] for f in first])
+    ids = [f"p{i}" for i in range(40)]
+    return {"phase": "phase1_scaling", "model": MODEL, "dataset": "arith",
+            "budgets": phase1(MODEL, [0.1, 0.3, 0.45, 0.5])["budgets"],
+            "fits": fits.fit_all(BUDGETS, outcomes, n_resamples=20, confidence=0.95, seed=7),
+            "cliff_window": [32, 64],
+            "emergence": {"correct": emergence.summarize(ids, BUDGETS, outcomes, "correct", 5,
+                                                         (32, 64))},
+            "analysis": {}, "provenance": PROV}
 
 
 def share(counts: dict[str, int], keys: tuple[str, ...] = KINDS) -> dict:
@@ -147,7 +167,8 @@ def structure() -> dict:
             "phase1_note": None, "provenance": {"wall_time_s": 1.0}}
 
 
-FIXTURES = {"phase1": lambda: phase1(MODEL, [0.1, 0.3, 0.45, 0.5]), "phase1b": phase1b,
+FIXTURES = {"phase1": lambda: phase1(MODEL, [0.1, 0.3, 0.45, 0.5]), "scaling": scaling_fixture,
+            "phase1b": phase1b,
             "phase2": phase2, "phase3": phase3, "structure": structure}
 
 
@@ -225,7 +246,8 @@ def test_fixtures_follow_todays_schema(key):
 
 
 def test_registry_names_file_script_and_command_of_each_summary():
-    stores = {"phase1": store.phase1_combined_path, "phase1b": store.phase1b_summary_path,
+    stores = {"phase1": store.phase1_combined_path, "scaling": store.scaling_path,
+              "phase1b": store.phase1b_summary_path,
               "phase2": store.phase2_analysis_path, "phase3": store.phase3_cliff_summary_path,
               "structure": store.phase3_structure_path}
     assert list(SUMMARIES) == list(stores)  # the order the phases run in
@@ -260,7 +282,7 @@ def test_load_results_types_every_summary_and_says_why_one_is_absent(dirs):
     assert loaded.phase1 == FIXTURES["phase1"]() and loaded.phase1b == phase1b()
     assert loaded.phase2 is None and loaded.phase3 is None and loaded.structure is None
     assert loaded.summary("phase1b") is loaded.phase1b
-    assert [entry.key for entry, _ in loaded.present()] == ["phase1", "phase1b"]
+    assert [entry.key for entry, _ in loaded.present()] == ["phase1", "scaling", "phase1b"]
     assert loaded.missing_line("phase2").startswith("no phase-2 error analysis results — run ")
     assert "not valid JSON" in loaded.missing_line("phase3")
     assert "not a phase-3 solution structure summary" in loaded.missing_line("structure")
@@ -507,13 +529,19 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     """The phases' own summary functions (not the hand-written fixtures): a key they stop
     writing that the schema promises, or a change that breaks a figure, fails here."""
     import phase1_main
-    from study import cliff, error_analysis, plateau, structure_analysis
+    from study import cliff, error_analysis, plateau, scaling, structure_analysis
 
     st = dataclasses.replace(StudyConfig().statistics, bootstrap_resamples=50)  # quick CIs
     head = {"model": MODEL, "dataset": "arith", "provenance": PROV}
     results, lengths = tmp_path / "r", [20, 40, 60, 90, 120, 200]
     by_budget = {b: records(b, [length <= b for length in lengths], lengths) for b in BUDGETS}
     made = {"phase1": {"phase": "phase1", **head, **phase1_main.summarize(by_budget, 0.95)}}
+    for b, recs in by_budget.items():
+        store.write_json(store.phase1_record_path(results, MODEL, b), recs)
+    store.write_json(path_of("phase1", results), made["phase1"])
+    made["scaling"] = scaling.analyse(StudyConfig().replace({
+        "model.name": MODEL, "paths.results_dir": results,
+        "statistics.fit_bootstrap_resamples": 20}))
     sampled = {b: [r for s in range(3) for r in records(b, [(i + s) % 2 == 0 for i in range(6)],
                                                         lengths, s)] for b in (128, 256)}
     made["phase1b"] = {"phase": "phase1b", **head, **plateau.summarize(sampled, st, 7)}
