@@ -27,7 +27,7 @@ from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.
-SHOWN = ("seed", "model", "data", "phase1b", "statistics", "paths.results_dir",
+SHOWN = ("seed", "model", "data", "forcing", "phase1b", "statistics", "paths.results_dir",
          "paths.data_dir", "run")
 PARSER = config_parser("phase1b_stochastic.py", __doc__, SHOWN, own=PHASE)
 

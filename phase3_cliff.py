@@ -29,8 +29,8 @@ PHASE = "phase3"
 SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they are long enough
 REUSED_NOTE = "derived from phase-1 rollouts (no new generation)"
 # Flags: model, data, decoding (must match phase 1 for reuse), the cliff grid, paths, run.
-SHOWN = ("seed", "model", "data", "generation", "phase3.budgets", "statistics.bootstrap_resamples",
-         "paths.results_dir", "paths.data_dir", "run")
+SHOWN = ("seed", "model", "data", "generation", "forcing", "phase3.budgets",
+         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run")
 PARSER = config_parser("phase3_cliff.py", __doc__, SHOWN, own=PHASE)
 
 
