@@ -5,7 +5,9 @@ Demo: python phase1_main.py --model smollm2-135m --dataset arith --num-samples 4
           --budgets 16 32 64 128 256 512
 
 Each problem is generated once, greedily, up to the largest budget; every smaller budget is read
-off the same rollout (identical to a separate run with that max_new_tokens). Writes
+off the same rollout (identical to a separate run with that max_new_tokens). With
+--budget-mode force-end|force-continue the answer is forced at each budget (study.forcing) and
+the forced curve is printed beside the truncation curve. Writes
 results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json.
 Interrupted runs resume where they stopped; a finished run is reused unless --overwrite.
 """
@@ -15,14 +17,14 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, runner, stats, store
+from study import console, forcing_output, runner, stats, store
 from study.cli import config_parser, run_command
 from study.schema import Phase1Summary, Record
 
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
 SHOWN = ("seed", "model", "data", "generation", "forcing", "phase1", "paths.results_dir",
-         "paths.data_dir", "run")
+         "paths.data_dir", "run", "statistics.bootstrap_resamples")  # resamples: p_gold's CI
 PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -44,6 +46,13 @@ def format_table(summary: Phase1Summary) -> str:
 
 def run(cfg: StudyConfig) -> Phase1Summary:
     """Generate (or resume, or reuse) phase 1, write its files, print its table."""
+    if cfg.forcing.budget_mode != "truncate":  # both curves, side by side (study.forcing)
+        return forcing_output.run_beside_truncate(cfg, run_mode)
+    return run_mode(cfg)
+
+
+def run_mode(cfg: StudyConfig) -> Phase1Summary:
+    """Phase 1 under one --budget-mode."""
     results, tag = cfg.paths.results_dir, cfg.model_tag
     output = runner.run_budget_phase(
         cfg, runner.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),

@@ -116,13 +116,27 @@ def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
 
 def _groups(sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
             batch_size: int) -> list[list[int]]:
-    """Branch indices in groups of at most ``batch_size``, a row's branches kept together where
-    they fit, so each row is encoded once per group (once in all when its branches fit)."""
+    """Branch indices in groups of at most ``batch_size``; a row's branches stay in one group
+    unless they alone exceed it, so each row is encoded once (per group it appears in)."""
     if any(not 0 < b.prefix_len <= len(sequences[b.row]) for b in branches):
         raise ValueError("a branch's prefix must be 1..len(sequence) tokens")
-    order = sorted(range(len(branches)), key=lambda i: (branches[i].row, branches[i].prefix_len))
     size = max(1, batch_size)
-    return [order[i:i + size] for i in range(0, len(order), size)]
+    by_row: dict[int, list[int]] = {}
+    for i in sorted(range(len(branches)), key=lambda i: (branches[i].row, branches[i].prefix_len)):
+        by_row.setdefault(branches[i].row, []).append(i)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for members in by_row.values():
+        if current and len(current) + len(members) > size:
+            groups.append(current)
+            current = []
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            if current and len(current) + len(chunk) > size:
+                groups.append(current)
+                current = []
+            current += chunk
+    return groups + ([current] if current else [])
 
 
 def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]],

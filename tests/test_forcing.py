@@ -9,10 +9,18 @@ rows may differ only at near-ties (top-2 logit gap < 1e-4 at the first differing
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+import phase1_main
 import utils
+from bench.tiny_model import tiny_llama_for
+from engine.loading import eos_token_ids
+from study import store
+from study.datasets import load_dataset
+from study.schema import RECORD_KEYS
 
 NEAR_TIE = 1e-4
 NEAR_TIES: dict[str, int] = {}  # test name -> rows that differed at a near-tie
@@ -80,3 +88,126 @@ def test_branch_scores_match_plain_forward(tiny_lm, rollouts):
             start = branch.prefix_len + len(cue) - 1
             want = sum(float(logp[start + j, t]) for j, t in enumerate(cand))
             assert got[k][c] == pytest.approx(want, abs=1e-4)
+
+
+# ---------------------------------------------------------------- the phases, end to end
+
+FORCED_KEYS = {"budget_mode", "forced_answer", "forced_continues", "tokens_spent", "p_gold",
+               "entropy_bits", "gold_rank"}
+
+
+def phase1_forced(model_dir, dataset, results, mode, *extra):
+    args = ["--model", str(model_dir), "--dataset", str(dataset), "--budgets", "4", "12",
+            "--results-dir", str(results), "--quiet", "--batch-size", "2",
+            "--budget-mode", mode, "--answer-tokens", "6", "--bootstrap-resamples", "50", *extra]
+    return phase1_main.main(args)
+
+
+def problems_of(dataset, data_dir):
+    return load_dataset(str(dataset), None, 1234, data_dir, "numeric", "shipped").problems
+
+
+def log_rows(path):
+    lines = path.read_text().splitlines()[1:]
+    return {json.loads(x)["problem_id"]: json.loads(x) for x in lines}
+
+
+def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_file, tmp_path,
+                                                capsys):
+    results = tmp_path / "r"
+    assert phase1_forced(tiny_model_dir, arith_file, results, "force-end") == 0
+    out = capsys.readouterr().out
+    assert "force-end vs truncate" in out and "p_gold" in out
+    tag = utils.model_tag(str(tiny_model_dir))
+    # one rollout log, truncation's: force-end generated nothing of its own
+    assert [p.name for p in (results / "rollouts").iterdir()] == [f"phase1_{tag}.jsonl"]
+    rows = log_rows(results / "rollouts" / f"phase1_{tag}.jsonl")
+    prompts = {p.problem_id: p.prompt for p in problems_of(arith_file, tmp_path)}
+    cue = tiny_lm.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
+    for budget in (4, 12):
+        plain = store.read_json(store.phase1_record_path(results, tag, budget))
+        assert all(set(r) == set(RECORD_KEYS) for r in plain)  # truncation records unchanged
+        forced = store.read_json(store.phase1_record_path(results, f"{tag}-force-end", budget))
+        for record in forced:
+            assert set(record) == set(RECORD_KEYS) | FORCED_KEYS
+            prompt = utils.chat_prompt_ids(tiny_lm.tokenizer, [prompts[record["problem_id"]]])[0]
+            thinking = rows[record["problem_id"]]["token_ids"][:budget]
+            if thinking and thinking[-1] in tiny_lm.eos_ids:
+                thinking = thinking[:-1]
+            want, logits = hf_greedy(tiny_lm, prompt + thinking + cue, 6)
+            got = tiny_lm.tokenizer(record["forced_answer"], add_special_tokens=False)["input_ids"]
+            if utils.decode_text(tiny_lm.tokenizer, want) != record["forced_answer"]:
+                compare("force-end phase tiny", got, want, logits)
+            assert record["tokens_spent"] == len(thinking) + len(cue) + len(want)
+            assert 0 <= record["p_gold"] <= 1 and record["gold_rank"] >= 1
+            assert record["forced_continues"] == 0 and record["budget_mode"] == "force-end"
+    summary = store.read_json(store.phase1_combined_path(results, f"{tag}-force-end"))
+    block = summary["forcing"]["budgets"]["12"]
+    assert block["n"] == 6 and block["p_gold_ci_low"] <= block["p_gold"] <= block["p_gold_ci_high"]
+    assert summary["provenance"]["strategy"] == "force-end"
+    # batch size changes nothing; a finished forced run is reused
+    other = tmp_path / "r2"
+    assert phase1_forced(tiny_model_dir, arith_file, other, "force-end", "--batch-size", "5") == 0
+    for budget in (4, 12):
+        a = store.read_json(store.phase1_record_path(results, f"{tag}-force-end", budget))
+        b = store.read_json(store.phase1_record_path(other, f"{tag}-force-end", budget))
+        assert [r["forced_answer"] for r in a] == [r["forced_answer"] for r in b]
+        assert [r["p_gold"] for r in a] == pytest.approx([r["p_gold"] for r in b], abs=1e-5)
+    capsys.readouterr()
+    assert phase1_forced(tiny_model_dir, arith_file, results, "force-end") == 0
+    assert "reusing finished results" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def eos_prone_dir(tmp_path_factory, smol_tokenizer):
+    """The tiny model with its EOS logit scaled up, so rows stop early (and get continued)."""
+    folder = tmp_path_factory.mktemp("eos-prone")
+    model = tiny_llama_for(smol_tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight[smol_tokenizer.eos_token_id] *= 3
+    model.save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
+
+
+def by_hand_continue(lm, prompt, budget, wait, max_continues):
+    """s1 by hand: generate; while it ends with EOS before the budget, replace the EOS by the
+    continue string and generate again from there."""
+    tokens, continues = [], 0
+    while True:
+        out, _ = hf_greedy(lm, prompt + tokens, budget - len(tokens))
+        if out and out[-1] in lm.eos_ids and continues < max_continues:
+            tokens += out[:-1] + wait
+            continues += 1
+            if len(tokens) >= budget:
+                return tokens[:budget], continues
+            continue
+        return tokens + out, continues
+
+
+def test_force_continue_matches_replacement_by_hand(eos_prone_dir, arith_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    results = tmp_path / "r"
+    assert phase1_forced(eos_prone_dir, arith_file, results, "force-continue",
+                         "--budgets", "8", "30", "--max-continues", "2",
+                         "--continue-string", " Wait") == 0
+    tag = utils.model_tag(str(eos_prone_dir))
+    rows = log_rows(results / "rollouts" / f"phase1_{tag}-force-continue.jsonl")
+    tok = utils.load_tokenizer(str(eos_prone_dir), tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(eos_prone_dir, dtype=torch.float32).eval()
+    lm = utils.LoadedModel(model, tok, torch.device("cpu"), "fp32", "eos-prone",
+                           eos_token_ids(model, tok))
+    wait = tok(" Wait", add_special_tokens=False)["input_ids"]
+    prompts = {p.problem_id: p.prompt for p in problems_of(arith_file, tmp_path)}
+    continued = 0
+    for budget in (8, 30):
+        records = store.read_json(store.phase1_record_path(results, f"{tag}-force-continue",
+                                                           budget))
+        for record in records:
+            prompt = utils.chat_prompt_ids(tok, [prompts[record["problem_id"]]])[0]
+            want, continues = by_hand_continue(lm, prompt, budget, wait, 2)
+            assert rows[record["problem_id"]]["token_ids"][:budget] == want
+            assert record["forced_continues"] == continues
+            continued += continues
+    assert continued > 0  # the test exercised the replacement
