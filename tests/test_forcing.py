@@ -10,6 +10,7 @@ rows may differ only at near-ties (top-2 logit gap < 1e-4 at the first differing
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +23,16 @@ from study import store
 from study.datasets import load_dataset
 from study.schema import RECORD_KEYS
 
+REPO = Path(__file__).resolve().parent.parent
 NEAR_TIE = 1e-4
 NEAR_TIES: dict[str, int] = {}  # test name -> rows that differed at a near-tie
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_near_ties():
+    """Print how many rows differed at a near-tie (pytest -s shows it; the report quotes it)."""
+    yield
+    print(f"\nnear-tie rows (top-2 logit gap < {NEAR_TIE:g}): {NEAR_TIES or 'none'}")
 
 
 def hf_greedy(lm, ids: list[int], new: int) -> tuple[list[int], list[torch.Tensor]]:
@@ -211,3 +220,39 @@ def test_force_continue_matches_replacement_by_hand(eos_prone_dir, arith_file, t
             assert record["forced_continues"] == continues
             continued += continues
     assert continued > 0  # the test exercised the replacement
+
+
+# ---------------------------------------------------------------- the real model
+
+
+@pytest.mark.slow
+def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
+    """SmolLM2 fp32 on 3 arith problems: force-end at 4 budgets against fresh ``generate``,
+    force-continue (budget 96) against the replacement by hand."""
+    from study.forcing_rollouts import continue_rounds
+
+    lm = utils.load_model("smollm2-135m", "fp32", REPO / "data", "cpu")
+    problems = load_dataset("arith", 3, 1234, REPO / "data").problems
+    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
+    outs = utils.generate_rollouts(lm, prompts, 96, utils.SamplingConfig(), [0] * 3, 3,
+                                   progress=False)
+    cue = lm.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
+    branches, thinking = [], []
+    for i, out in enumerate(outs):
+        for budget in (8, 32, 64, 96):
+            ids = list(out.token_ids[:budget])
+            ids = ids[:-1] if ids and ids[-1] in lm.eos_ids else ids
+            branches.append(utils.Branch(i, len(prompts[i]) + len(ids)))
+            thinking.append(ids)
+    seqs = [p + list(o.token_ids) for p, o in zip(prompts, outs)]
+    got = utils.branch_answers(lm, seqs, branches, cue, 16, batch_size=8)
+    for branch, ids, answer in zip(branches, thinking, got):
+        want, logits = hf_greedy(lm, prompts[branch.row] + ids + cue, 16)
+        compare("force-end smollm2", list(answer.token_ids), want, logits)
+    wait = lm.tokenizer("Wait", add_special_tokens=False)["input_ids"]
+    rounds = continue_rounds(lm, prompts, 96, utils.SamplingConfig(), [[0] * 3] * 3, wait, 2, 3)
+    for prompt, row in zip(prompts, rounds):
+        want, continues = by_hand_continue(lm, prompt, 96, wait, 2)
+        assert row["token_ids"] == want and len(row["continued_at"]) == continues
+    print(f"{len(branches)} SmolLM2 force-end branches checked")
+
