@@ -7,7 +7,7 @@ Demo: python phase1_main.py --model smollm2-135m --dataset arith --num-samples 4
 Each problem is generated once, greedily, up to the largest budget; every smaller budget is read
 off the same rollout (identical to a separate run with that max_new_tokens). With
 --budget-mode force-end|force-continue the answer is forced at each budget (study.forcing) and
-the forced curve is printed beside the truncation curve. Writes
+the forced curve is printed beside the truncation curve of the same rollouts. Writes
 results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json.
 Interrupted runs resume where they stopped; a finished run is reused unless --overwrite.
 """
@@ -41,18 +41,12 @@ def format_table(summary: Phase1Summary) -> str:
     n = next(iter(summary["budgets"].values()))["n"]
     return (f"{console.accuracy_table(summary['budgets'])}\n"
             f"n = {n} problems; Cut = share of generations stopped by the budget; "
-            f"saturation budget: {summary.get('saturation_budget')}")
+            f"saturation budget: {summary.get('saturation_budget')}"
+            f"{forcing_output.comparison_section(summary)}")
 
 
 def run(cfg: StudyConfig) -> Phase1Summary:
     """Generate (or resume, or reuse) phase 1, write its files, print its table."""
-    if cfg.forcing.budget_mode != "truncate":  # both curves, side by side (study.forcing)
-        return forcing_output.run_beside_truncate(cfg, run_mode)
-    return run_mode(cfg)
-
-
-def run_mode(cfg: StudyConfig) -> Phase1Summary:
-    """Phase 1 under one --budget-mode."""
     results, tag = cfg.paths.results_dir, cfg.model_tag
     output = runner.run_budget_phase(
         cfg, runner.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),

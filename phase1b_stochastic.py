@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, plateau, runner, store
+from study import console, forcing_output, plateau, runner, store
 from study.cli import config_parser, run_command
 from study.schema import Phase1bSummary
 from study.tables import by_budget, ci_text, pct, signed_pp, text_table
@@ -56,7 +56,7 @@ def format_table(summary: Phase1bSummary) -> str:
                      f"{ci}, p={c['p_value']:.3g} ({c['test']}) -> "
                      f"{'plateau' if c['is_plateau'] else 'not a plateau'}")
     lines.append(f"verdict: {summary['verdict']}")
-    return "\n".join(lines)
+    return "\n".join(lines) + forcing_output.comparison_section(summary)
 
 
 def run(cfg: StudyConfig) -> Phase1bSummary:

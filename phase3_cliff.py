@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import cliff, console, rollouts, runner, store
+from study import cliff, console, forcing_output, rollouts, runner, store
 from study.cli import config_parser, run_command
 from study.schema import CliffSummary
 
@@ -90,7 +90,8 @@ def format_report(summary: CliffSummary, reason: str | None = None) -> str:
     table = (f"{console.accuracy_table(summary['budgets'])}\n"
              f"n = {n} solutions per budget; Cut = share stopped by the budget")
     return "\n\n".join([table, format_gains(summary),
-                        format_steepest(summary), rollout_note(summary, reason)])
+                        format_steepest(summary), rollout_note(summary, reason)]) \
+        + forcing_output.comparison_section(summary)
 
 
 # ---------------------------------------------------------------------------- running

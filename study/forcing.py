@@ -69,6 +69,7 @@ def summary_block(cfg: StudyConfig, by_budget: dict[int, list[dict]]) -> dict:
         rows[str(budget)] = {
             "budget": budget,
             **continuous.budget_metrics(records, s.bootstrap_resamples, s.confidence, cfg.seed),
+            "truncate_accuracy": sum(r.get("truncated_correct", False) for r in records) / n,
             "forced_continues": sum(r.get("forced_continues", 0) for r in records) / n,
             "tokens_spent": sum(r.get("tokens_spent", 0) for r in records) / n,
         }
@@ -120,8 +121,11 @@ class ForceEnd:
         answer_text = utils.decode_text(lm.tokenizer, answer.token_ids)
         text = utils.decode_text(lm.tokenizer, [*thinking, *forcer.cue, *answer.token_ids])
         continued = sum(1 for at in forcer.rows[i].get("continued_at", ()) if at < budget)
+        # the truncation reading of the very same tokens, for the paired comparison
+        plain = grading.grade(utils.decode_text(lm.tokenizer, ids), problem.answer,
+                              problem.answer_kind)
         extra = {"budget_mode": self.cfg.forcing.budget_mode, "forced_answer": answer_text,
-                 "forced_continues": continued,
+                 "forced_continues": continued, "truncated_correct": plain.correct,
                  "tokens_spent": len(thinking) + len(forcer.cue) + len(answer.token_ids),
                  **scores[(i, len(thinking))]}
         return BudgetOutcome(problem, sample, text, len(ids), cut, extra["tokens_spent"],

@@ -2,15 +2,12 @@
 
 A forced phase prints, per budget, the accuracy of the truncation reading and of the forced
 answer, their difference, and the continuous metrics of the forced answers (mean p_gold with
-its bootstrap CI, entropy, gold rank). For force-end the truncation curve is read from the very
-same rollouts; for force-continue it is truncation's own run (its rollouts have no continues).
+its bootstrap CI, entropy, gold rank). Both curves come from the same rollouts: each forced
+record carries ``truncated_correct``, the truncation reading of its own tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from config import StudyConfig
 from study.schema import ForcingRow
 from study.tables import (
     MISSING,
@@ -23,51 +20,41 @@ from study.tables import (
     text_table,
 )
 
+LEGEND = ("Truncate: the first B tokens graded as they are; Forced: the answer generated after "
+          "the cue.\np_gold: mean normalised probability of gold over the problem's answers "
+          "(bootstrap CI); Entropy in bits;\nRank of gold (1 = top); Cont.: mean forced "
+          "continues; Spent: mean thinking + cue + answer tokens.")
 HEADER = ["Budget", "Truncate", "Forced", "Δ pp", "p_gold", "p_gold CI", "Entropy", "Rank",
           "Cont.", "Spent"]
 
 
-def comparison_rows(truncate: dict | None, forced: dict) -> list[list[str]]:
-    """One row per forced budget: truncation vs forced accuracy and the forced metrics."""
-    plain = truncate["budgets"] if truncate else {}
-    metrics: dict[str, ForcingRow] = forced.get("forcing", {}).get("budgets", {})
+def comparison_rows(forced: dict) -> list[list[str]]:
+    """One row per budget: truncation vs forced accuracy and the forced answers' metrics."""
+    metrics: dict[str, ForcingRow] = forced["forcing"]["budgets"]
     rows = []
     for row in by_budget(forced["budgets"]):
-        key = str(row["budget"])
-        base, m = plain.get(key), metrics.get(key, {})
-        diff = signed_pp(row["accuracy"] - base["accuracy"]) if base else MISSING
-        rows.append([row["budget"], pct(base["accuracy"]) if base else MISSING,
-                     pct(row["accuracy"]), diff, num(m.get("p_gold"), 3),
+        m = metrics.get(str(row["budget"]), {})
+        plain = m.get("truncate_accuracy")
+        accuracy = row.get("accuracy", row.get("mean_accuracy"))  # phase 1b: mean over samples
+        diff = signed_pp(accuracy - plain) if plain is not None else MISSING
+        rows.append([row["budget"], pct(plain), pct(accuracy), diff,
+                     num(m.get("p_gold"), 3),
                      ci_text(m.get("p_gold_ci_low"), m.get("p_gold_ci_high"), 3, scale=1),
                      num(m.get("entropy_bits"), 2), num(m.get("gold_rank"), 2),
                      num(m.get("forced_continues"), 2), num(m.get("tokens_spent"), 1)])
     return rows
 
 
-def comparison_table(truncate: dict | None, forced: dict) -> str:
-    """The console table of a forced phase."""
-    mode = forced.get("forcing", {}).get("budget_mode", "forced")
+def comparison_section(summary: dict) -> str:
+    """The side-by-side table of a forced phase, after a blank line ("" for truncation)."""
+    if "forcing" not in summary:
+        return ""
+    mode = summary["forcing"]["budget_mode"]
     widths = ["<8", ">10", ">10", ">8", ">8", ">16", ">9", ">7", ">7", ">8"]
-    table = text_table(list(zip(HEADER, widths)), comparison_rows(truncate, forced))
-    source = ("the same rollouts" if mode == "force-end" else "truncation's own rollouts")
-    return (f"{mode} vs truncate (truncate read from {source}):\n{table}\n"
-            "p_gold = mean normalised probability of gold over the problem's answers (bootstrap "
-            "CI); Entropy in bits; Rank of gold (1 = top); Cont. = mean forced continues; "
-            "Spent = mean thinking + cue + answer tokens")
+    table = text_table(list(zip(HEADER, widths)), comparison_rows(summary))
+    return (f"\n\n{mode} vs truncate, both read from the same rollouts:\n{table}\n{LEGEND}")
 
 
-def comparison_markdown(truncate: dict | None, forced: dict) -> str:
-    """The report section's table."""
-    return markdown_table(HEADER, comparison_rows(truncate, forced))
-
-
-def run_beside_truncate(cfg: StudyConfig, run: Callable[[StudyConfig], dict]) -> dict:
-    """Run a phase in truncate mode, then in ``cfg``'s forced mode, and print them side by side.
-
-    Force-end shares truncation's rollout log, so whichever runs first generates and the other
-    only reads. Returns the forced summary.
-    """
-    truncate = run(cfg.replace({"forcing.budget_mode": "truncate"}))
-    forced = run(cfg)
-    print(comparison_table(truncate, forced))
-    return forced
+def comparison_markdown(summary: dict) -> str:
+    """The report section's table and legend."""
+    return f"{markdown_table(HEADER, comparison_rows(summary))}\n\n{LEGEND}"

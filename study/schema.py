@@ -43,6 +43,7 @@ class ForcedRecord(Record, total=False):
     budget_mode: str  # "force-end" or "force-continue"
     forced_answer: str  # text generated after the cue (what is graded)
     forced_continues: int  # continue strings inserted within the budget (force-end: 0)
+    truncated_correct: bool  # the same tokens read the truncate way (no cue) were correct
     tokens_spent: int  # thinking (EOS dropped) + cue + answer tokens
     p_gold: float  # normalised probability of gold over the problem's solution set
     entropy_bits: float  # entropy of that distribution
@@ -59,6 +60,7 @@ class ForcingRow(TypedDict):
     p_gold_ci_high: float | None
     entropy_bits: float | None
     gold_rank: float | None
+    truncate_accuracy: float  # the same rollouts read the truncate way
     forced_continues: float
     tokens_spent: float
 

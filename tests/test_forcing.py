@@ -102,7 +102,7 @@ def test_branch_scores_match_plain_forward(tiny_lm, rollouts):
 # ---------------------------------------------------------------- the phases, end to end
 
 FORCED_KEYS = {"budget_mode", "forced_answer", "forced_continues", "tokens_spent", "p_gold",
-               "entropy_bits", "gold_rank"}
+               "entropy_bits", "gold_rank", "truncated_correct"}
 
 
 def phase1_forced(model_dir, dataset, results, mode, *extra):
@@ -124,6 +124,7 @@ def log_rows(path):
 def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_file, tmp_path,
                                                 capsys):
     results = tmp_path / "r"
+    assert phase1_forced(tiny_model_dir, arith_file, results, "truncate") == 0
     assert phase1_forced(tiny_model_dir, arith_file, results, "force-end") == 0
     out = capsys.readouterr().out
     assert "force-end vs truncate" in out and "p_gold" in out
@@ -137,6 +138,7 @@ def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_f
         plain = store.read_json(store.phase1_record_path(results, tag, budget))
         assert all(set(r) == set(RECORD_KEYS) for r in plain)  # truncation records unchanged
         forced = store.read_json(store.phase1_record_path(results, f"{tag}-force-end", budget))
+        assert [r["truncated_correct"] for r in forced] == [r["correct"] for r in plain]
         for record in forced:
             assert set(record) == set(RECORD_KEYS) | FORCED_KEYS
             prompt = utils.chat_prompt_ids(tiny_lm.tokenizer, [prompts[record["problem_id"]]])[0]
@@ -154,6 +156,7 @@ def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_f
     block = summary["forcing"]["budgets"]["12"]
     assert block["n"] == 6 and block["p_gold_ci_low"] <= block["p_gold"] <= block["p_gold_ci_high"]
     assert summary["provenance"]["strategy"] == "force-end"
+    assert summary["provenance"]["rollouts_generated"] == 0  # truncation's rollouts, reused
     # batch size changes nothing; a finished forced run is reused
     other = tmp_path / "r2"
     assert phase1_forced(tiny_model_dir, arith_file, other, "force-end", "--batch-size", "5") == 0
