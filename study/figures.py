@@ -10,6 +10,7 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig3_cliff_detail           phase 3: fine-grid accuracy and gain per token
   fig4_solution_structure     phase 3: tokens per solution phase per budget
   fig5_verification_accuracy  phase 3: accuracy with vs without verification
+  fig6_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
+from study.figures_forcing import fig6_budget_forcing, has_forcing
 from study.figures_solutions import (
     fig2_error_distribution,
     fig4_solution_structure,
@@ -36,9 +38,9 @@ from study.report import FigureFiles
 from study.results import StudyResults
 from study.schema import Phase1Summary
 
-__all__ = ["FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
+__all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
-           "fig5_verification_accuracy", "render_all"]
+           "fig5_verification_accuracy", "fig6_budget_forcing", "render_all"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class FigureSpec:
     draw: Callable[[Any], Figure]  # from that summary (overlay: the list of phase-1 summaries)
     overlay: bool = False  # also drawn from other models' summaries of the same kind
     inline: bool = False  # shown in the report itself, not only linked
+    when: Callable[[Any], bool] | None = None  # drawn only for summaries that pass this
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -62,6 +65,11 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig5_verification_accuracy", "structure", "verification and accuracy",
                fig5_verification_accuracy),
 )
+# Figures of forced runs only (--budget-mode force-end|force-continue), drawn after FIGURES.
+FORCED_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("fig6_budget_forcing", "phase1", "budget forcing", fig6_budget_forcing,
+               inline=True, when=has_forcing),
+)
 
 
 def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
@@ -72,11 +80,15 @@ def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
     """
     saved: list[FigureFiles] = []
     skipped: list[str] = []
-    for spec in FIGURES:
+    for spec in (*FIGURES, *FORCED_FIGURES):
         stem, summary = f"{spec.name}_{results.tag}", results.summary(spec.needs)
+        if summary is None and spec.when is not None:
+            continue  # a forced-only figure of a missing summary: FIGURES already said so
         if summary is None:
             skipped.append(f"{stem}: {results.missing_line(spec.needs)}")
             continue
+        if spec.when is not None and not spec.when(summary):
+            continue  # e.g. figure 6 of a truncation run: there is nothing to draw
         figure = spec.draw([summary, *overlay] if spec.overlay else summary)
         paths = save_figure(figure, stem, figures_dir, formats)
         saved.append(FigureFiles(stem, spec.title, paths, spec.inline))

@@ -157,6 +157,17 @@ def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_f
     assert block["n"] == 6 and block["p_gold_ci_low"] <= block["p_gold"] <= block["p_gold_ci_high"]
     assert summary["provenance"]["strategy"] == "force-end"
     assert summary["provenance"]["rollouts_generated"] == 0  # truncation's rollouts, reused
+    # figure 6 is drawn from the forced summary alone, and only for forced runs
+    from study import figures
+    from study.results import StudyResults
+
+    forced_results = StudyResults(str(tiny_model_dir), f"{tag}-force-end", results, phase1=summary)
+    saved, _ = figures.render_all(forced_results, tmp_path / "fig", ["png"])
+    assert f"fig6_budget_forcing_{tag}-force-end" in [f.stem for f in saved]
+    plain_results = StudyResults(str(tiny_model_dir), tag, results,
+                                 phase1=store.read_json(store.phase1_combined_path(results, tag)))
+    saved, _ = figures.render_all(plain_results, tmp_path / "fig", ["png"])
+    assert not [f for f in saved if f.stem.startswith("fig6")]
     # batch size changes nothing; a finished forced run is reused
     other = tmp_path / "r2"
     assert phase1_forced(tiny_model_dir, arith_file, other, "force-end", "--batch-size", "5") == 0
