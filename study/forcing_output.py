@@ -58,3 +58,19 @@ def comparison_section(summary: dict) -> str:
 def comparison_markdown(summary: dict) -> str:
     """The report section's table and legend."""
     return f"{markdown_table(HEADER, comparison_rows(summary))}\n\n{LEGEND}"
+
+
+def report_section(phases: dict[str, dict | None]) -> list[str]:
+    """The report's "Budget forcing" section: one table per forced phase summary ({title:
+    summary}); no lines when the study ran in truncate mode."""
+    forced = {title: s for title, s in phases.items() if s and "forcing" in s}
+    if not forced:
+        return []
+    first = next(iter(forced.values()))["forcing"]
+    out = ["## Budget forcing", "",
+           f"Mode **{first['budget_mode']}**: at each budget the cue {first['cue']!r} is "
+           f"appended and up to {first['answer_tokens']} greedy tokens are generated; the "
+           "truncate column reads the same rollouts without a cue.", ""]
+    for title, summary in forced.items():
+        out += [f"**{title}**", "", comparison_markdown(summary), ""]
+    return out
