@@ -137,6 +137,8 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
 # samples_per_problem only need to cover this phase's; prompts are checked problem by problem.
 REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format",
               "answer_kind", "template_version")
+# Force-continue rollouts are only reused under the same continuation (absent otherwise).
+REUSE_KEYS += ("budget_mode", "continue_string", "max_continues")
 
 
 @dataclass

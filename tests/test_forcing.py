@@ -272,3 +272,21 @@ def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
         assert row["token_ids"] == want and len(row["continued_at"]) == continues
     print(f"{len(branches)} SmolLM2 force-end branches checked")
 
+
+
+def test_phase3_force_end_reuses_phase1_rollouts(tiny_model_dir, arith_file, tmp_path):
+    import phase3_cliff
+
+    results = tmp_path / "r"
+    assert phase1_forced(tiny_model_dir, arith_file, results, "force-end") == 0
+    assert phase3_cliff.main(["--model", str(tiny_model_dir), "--dataset", str(arith_file),
+                              "--budgets", "4", "8", "--results-dir", str(results), "--quiet",
+                              "--batch-size", "3", "--budget-mode", "force-end",
+                              "--answer-tokens", "6", "--bootstrap-resamples", "50"]) == 0
+    tag = f"{utils.model_tag(str(tiny_model_dir))}-force-end"
+    summary = store.read_json(store.phase3_cliff_summary_path(results, tag))
+    assert summary["provenance"]["rollouts_generated"] == 0 and "forcing" in summary
+    # the 4-token answers of phase 3 are phase 1's: same rollouts, same branches
+    p1 = store.read_json(store.phase1_record_path(results, tag, 4))
+    p3 = store.read_json(store.phase3_cliff_record_path(results, tag, 4))
+    assert [r["forced_answer"] for r in p1] == [r["forced_answer"] for r in p3]
