@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import utils
 from config import StudyConfig
 from study import continuous, grading
+from study.errors import ConfigError
 from study.problems import Problem
 from study.rollouts import GenerationPlan, RolloutRows, collect_rollouts
 from study.strategies import BudgetOutcome, SeedRollouts, StrategyResult
@@ -45,6 +46,8 @@ def reading_keys(cfg: StudyConfig) -> dict:
 def strategy_for(cfg: StudyConfig, plan: GenerationPlan,
                  seed_rollouts: SeedRollouts | None = None) -> ForceEnd | None:
     """The strategy of ``--budget-mode`` (None: truncation, the runner's default)."""
+    if forced(cfg) and not cfg.forcing.cue:
+        raise ConfigError("--cue: the cue is empty; give a text such as 'Final answer:'")
     if cfg.forcing.budget_mode == "force-end":
         return ForceEnd(cfg, plan, seed_rollouts)
     if cfg.forcing.budget_mode == "force-continue":
