@@ -94,6 +94,29 @@ class GenerationConfig:
                        help="nucleus mass when sampling")
 
 
+BUDGET_MODES = ("truncate", "force-end", "force-continue")
+
+
+@dataclass(frozen=True)
+class ForcingConfig:
+    """How an answer is read at a budget (phases 1, 1b and 3): study.forcing."""
+
+    # truncate: the spec's reading of the first B tokens (seed 000); the others are s1's.
+    budget_mode: str = opt("truncate", flag="--budget-mode", choices=BUDGET_MODES,
+                           help="truncate (read the answer off the first B tokens), force-end "
+                           "(append the cue at B and generate a short answer) or force-continue "
+                           "(replace an early EOS by --continue-string, then force-end)")
+    # The end-of-thinking marker (e.g. </think>) goes first when the chat template has one.
+    cue: str = opt("\n\nFinal answer:", flag="--cue",
+                   help="text appended at the budget before the forced answer")
+    answer_tokens: int = opt(16, flag="--answer-tokens",  # a number or short expression fits
+                             help="greedy tokens generated after the cue")
+    continue_string: str = opt("Wait", flag="--continue-string",  # s1's string
+                               help="force-continue: what replaces an EOS before the budget")
+    max_continues: int = opt(4, flag="--max-continues",  # s1: gains level off after ~6
+                             help="force-continue: most EOS replacements per generation")
+
+
 @dataclass(frozen=True)
 class Phase1Config:
     # Four orders of magnitude on a log2 grid, as the spec does.
@@ -207,6 +230,7 @@ class StudyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
     phase1: Phase1Config = field(default_factory=Phase1Config)
     phase1b: StochasticConfig = field(default_factory=StochasticConfig)
     phase3: CliffConfig = field(default_factory=CliffConfig)
@@ -227,8 +251,12 @@ class StudyConfig:
 
     @property
     def model_tag(self) -> str:
-        """File-name-safe model name (the alias, or a sanitised hub id / folder name)."""
-        return model_tag(self.model.name)
+        """File-name-safe model name (the alias, or a sanitised hub id / folder name), plus a
+        ``-{budget_mode}`` suffix for forced runs so their results sit beside truncation's."""
+        tag = model_tag(self.model.name)
+        if self.forcing.budget_mode != "truncate":
+            tag += f"-{self.forcing.budget_mode}"
+        return tag
 
 
 def _plain(value: Any) -> Any:

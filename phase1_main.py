@@ -5,7 +5,9 @@ Demo: python phase1_main.py --model smollm2-135m --dataset arith --num-samples 4
           --budgets 16 32 64 128 256 512
 
 Each problem is generated once, greedily, up to the largest budget; every smaller budget is read
-off the same rollout (identical to a separate run with that max_new_tokens). Writes
+off the same rollout (identical to a separate run with that max_new_tokens). With
+--budget-mode force-end|force-continue the answer is forced at each budget (study.forcing) and
+the forced curve is printed beside the truncation curve of the same rollouts. Writes
 results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json,
 then fits the curve and scores each problem's emergence (results/phase1_scaling_{model}.json).
 Interrupted runs resume where they stopped; a finished run is reused unless --overwrite.
@@ -16,14 +18,14 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, runner, scaling, stats, store
+from study import console, forcing_output, runner, scaling, stats, store
 from study.cli import config_parser, run_command
 from study.schema import Phase1Summary, Record
 
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
-SHOWN = ("seed", "model", "data", "generation", "phase1", "paths.results_dir", "paths.data_dir",
-         "run")
+SHOWN = ("seed", "model", "data", "generation", "forcing", "phase1", "paths.results_dir",
+         "paths.data_dir", "run", "statistics.bootstrap_resamples")  # resamples: p_gold's CI
 PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -40,7 +42,8 @@ def format_table(summary: Phase1Summary) -> str:
     n = next(iter(summary["budgets"].values()))["n"]
     return (f"{console.accuracy_table(summary['budgets'])}\n"
             f"n = {n} problems; Cut = share of generations stopped by the budget; "
-            f"saturation budget: {summary.get('saturation_budget')}")
+            f"saturation budget: {summary.get('saturation_budget')}"
+            f"{forcing_output.comparison_section(summary)}")
 
 
 def run(cfg: StudyConfig) -> Phase1Summary:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, plateau, runner, store
+from study import console, forcing_output, plateau, runner, store
 from study.cli import config_parser, run_command
 from study.schema import Phase1bSummary
 from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.
-SHOWN = ("seed", "model", "data", "phase1b", "statistics", "paths.results_dir",
+SHOWN = ("seed", "model", "data", "forcing", "phase1b", "statistics", "paths.results_dir",
          "paths.data_dir", "run")
 PARSER = config_parser("phase1b_stochastic.py", __doc__, SHOWN, own=PHASE)
 
@@ -56,7 +56,7 @@ def format_table(summary: Phase1bSummary) -> str:
                      f"{ci}, p={c['p_value']:.3g} ({c['test']}) -> "
                      f"{'plateau' if c['is_plateau'] else 'not a plateau'}")
     lines.append(f"verdict: {summary['verdict']}")
-    return "\n".join(lines)
+    return "\n".join(lines) + forcing_output.comparison_section(summary)
 
 
 def run(cfg: StudyConfig) -> Phase1bSummary:

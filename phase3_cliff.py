@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import cliff, console, rollouts, runner, store
+from study import cliff, console, forcing_output, rollouts, runner, store
 from study.cli import config_parser, run_command
 from study.schema import CliffSummary
 
@@ -29,8 +29,8 @@ PHASE = "phase3"
 SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they are long enough
 REUSED_NOTE = "derived from phase-1 rollouts (no new generation)"
 # Flags: model, data, decoding (must match phase 1 for reuse), the cliff grid, paths, run.
-SHOWN = ("seed", "model", "data", "generation", "phase3.budgets", "statistics.bootstrap_resamples",
-         "paths.results_dir", "paths.data_dir", "run")
+SHOWN = ("seed", "model", "data", "generation", "forcing", "phase3.budgets",
+         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run")
 PARSER = config_parser("phase3_cliff.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -90,7 +90,8 @@ def format_report(summary: CliffSummary, reason: str | None = None) -> str:
     table = (f"{console.accuracy_table(summary['budgets'])}\n"
              f"n = {n} solutions per budget; Cut = share stopped by the budget")
     return "\n\n".join([table, format_gains(summary),
-                        format_steepest(summary), rollout_note(summary, reason)])
+                        format_steepest(summary), rollout_note(summary, reason)]) \
+        + forcing_output.comparison_section(summary)
 
 
 # ---------------------------------------------------------------------------- running

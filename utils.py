@@ -21,10 +21,19 @@ exactly what ``generate(max_new_tokens=B)`` returns under greedy decoding (teste
 Extending a rollout (forced-answer cues, continuation) needs no special support: build
 ``prompt_ids + rollout.token_ids[:B] + cue_ids`` and call ``generate_rollouts`` on it with a small
 ``max_new_tokens``; the prefix is not regenerated, only re-encoded in one forward pass.
+``engine.branching`` (``branch_answers``, ``branch_scores``) does it for many budgets at once:
+each sequence is encoded once and every budget's branch starts from a crop of that KV cache.
 """
 
 from __future__ import annotations
 
+from engine.branching import (
+    Branch,
+    BranchAnswer,
+    branch_answers,
+    branch_scores,
+    thinking_end_marker,
+)
 from engine.decode import KV_LAYOUTS, LogitsHook, Rollout
 from engine.hub import hub_unreachable
 from engine.loading import (
@@ -49,6 +58,8 @@ __all__ = [
     "MODEL_ALIASES",
     "PRECISIONS",
     "BatchCallback",
+    "Branch",
+    "BranchAnswer",
     "LoadedModel",
     "LogitsHook",
     "ModelLoadError",
@@ -56,6 +67,8 @@ __all__ = [
     "Rollout",
     "SamplingConfig",
     "auto_batch_size",
+    "branch_answers",
+    "branch_scores",
     "chat_prompt_ids",
     "decode_text",
     "device_description",
@@ -66,4 +79,5 @@ __all__ = [
     "model_tag",
     "resolve_model",
     "row_seed",
+    "thinking_end_marker",
 ]

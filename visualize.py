@@ -66,7 +66,7 @@ def run(cfg: StudyConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = config_parser("visualize.py", __doc__, own="figures",
                            show=["model.name", "paths.results_dir", "paths.figures_dir",
-                                 "figures"])
+                                 "figures", "forcing.budget_mode"])
     return run_command(parser, argv, run)
 
 

@@ -12,6 +12,7 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig5_verification_accuracy  phase 3: accuracy with vs without verification
   fig6_curve_fits             phase 1: log-linear / piecewise / saturating fits over the curve
   fig7_emergent_problems      phase 1: the most emergent problems, and who carries the cliff
+  fig6_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -30,6 +31,7 @@ from matplotlib.figure import Figure
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
 from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
+from study.figures_forcing import fig6_budget_forcing, has_forcing
 from study.figures_solutions import (
     fig2_error_distribution,
     fig4_solution_structure,
@@ -39,10 +41,10 @@ from study.report import FigureFiles
 from study.results import StudyResults
 from study.schema import Phase1Summary
 
-__all__ = ["FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
+__all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
-           "fig5_verification_accuracy", "fig6_curve_fits", "fig7_emergent_problems",
-           "render_all"]
+           "fig5_verification_accuracy", "fig6_budget_forcing", "fig6_curve_fits",
+           "fig7_emergent_problems", "render_all"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class FigureSpec:
     draw: Callable[[Any], Figure]  # from that summary (overlay: the list of phase-1 summaries)
     overlay: bool = False  # also drawn from other models' summaries of the same kind
     inline: bool = False  # shown in the report itself, not only linked
+    when: Callable[[Any], bool] | None = None  # drawn only for summaries that pass this
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -68,6 +71,11 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig6_curve_fits", "scaling", "curve fits", fig6_curve_fits),
     FigureSpec("fig7_emergent_problems", "scaling", "emergent problems", fig7_emergent_problems),
 )
+# Figures of forced runs only (--budget-mode force-end|force-continue), drawn after FIGURES.
+FORCED_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("fig6_budget_forcing", "phase1", "budget forcing", fig6_budget_forcing,
+               inline=True, when=has_forcing),
+)
 
 
 def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
@@ -78,11 +86,15 @@ def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
     """
     saved: list[FigureFiles] = []
     skipped: list[str] = []
-    for spec in FIGURES:
+    for spec in (*FIGURES, *FORCED_FIGURES):
         stem, summary = f"{spec.name}_{results.tag}", results.summary(spec.needs)
+        if summary is None and spec.when is not None:
+            continue  # a forced-only figure of a missing summary: FIGURES already said so
         if summary is None:
             skipped.append(f"{stem}: {results.missing_line(spec.needs)}")
             continue
+        if spec.when is not None and not spec.when(summary):
+            continue  # e.g. figure 6 of a truncation run: there is nothing to draw
         figure = spec.draw([summary, *overlay] if spec.overlay else summary)
         paths = save_figure(figure, stem, figures_dir, formats)
         saved.append(FigureFiles(stem, spec.title, paths, spec.inline))

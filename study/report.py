@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from study import store
+from study import forcing_output, store
 from study.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
 from study.scaling import scaling_table
@@ -243,6 +243,8 @@ def build_report(results: StudyResults, figures: Sequence[FigureFiles], skipped:
         summary = results.summary(key)
         body = TABLES[key](summary) if summary else f"_{results.missing_line(key)}._"
         out += [f"## {entry.title}", "", body, ""]
+    out += forcing_output.report_section({SUMMARIES[k].title: results.summary(k)
+                                          for k in ("phase1", "phase1b", "phase3")})
     out += ["## Provenance and cost", "", provenance_section(results), ""]
     return "\n".join(out)
 

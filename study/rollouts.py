@@ -53,7 +53,25 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         "prompts": store.fingerprint([p.prompt for p in problems]),
         "prompt_format": PROMPT_FORMAT_VERSION,
         **rollout_keys(cfg.data.dataset, cfg.data.answer_kind),
+        **continue_keys(cfg),
     }
+
+
+def continue_keys(cfg: StudyConfig) -> dict:
+    """Force-continue changes the rollouts themselves; force-end reads truncation's as they are
+    (so both modes share one rollout log and truncation's fingerprints stay valid)."""
+    f = cfg.forcing
+    if f.budget_mode != "force-continue":
+        return {}
+    return {"budget_mode": f.budget_mode, "continue_string": f.continue_string,
+            "max_continues": f.max_continues}
+
+
+def rollout_tag(cfg: StudyConfig) -> str:
+    """The model tag of a run's rollout log: force-end reuses the truncation log (same tokens)."""
+    if cfg.forcing.budget_mode == "force-end":
+        return cfg.replace({"forcing.budget_mode": "truncate"}).model_tag
+    return cfg.model_tag
 
 
 def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
@@ -64,7 +82,7 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
     ``seed_rollouts`` are rollouts taken from another phase (phase 3 reusing phase 1).
     """
     config = rollout_config(cfg, plan, problems)
-    log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, plan.phase, cfg.model_tag),
+    log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg)),
                            {"kind": "rollouts", "fingerprint": store.fingerprint(config),
                             "config": config})
     if cfg.run.overwrite:
@@ -119,6 +137,8 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
 # samples_per_problem only need to cover this phase's; prompts are checked problem by problem.
 REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format",
               "answer_kind", "template_version")
+# Force-continue rollouts are only reused under the same continuation (absent otherwise).
+REUSE_KEYS += ("budget_mode", "continue_string", "max_continues")
 
 
 @dataclass
@@ -156,7 +176,7 @@ def rollouts_from_phase(cfg: StudyConfig, plan: GenerationPlan, source_phase: st
     """The rollouts another phase already made that this plan needs, when they are identical
     to what it would generate. Rollouts longer than its budget are fine: budgets are prefixes.
     """
-    path = store.rollouts_path(cfg.paths.results_dir, source_phase, cfg.model_tag)
+    path = store.rollouts_path(cfg.paths.results_dir, source_phase, rollout_tag(cfg))
     if not path.exists():
         return ReusedRollouts({}, None, f"no {source_phase} rollouts at {path}")
     header = store.read_rollout_header(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import utils
 from config import StudyConfig
-from study import grading, stats, store
+from study import forcing, grading, stats, store
 from study.datasets import load_dataset
 from study.rollouts import GenerationPlan, rollout_config
 from study.schema import Record
@@ -74,14 +74,15 @@ def check_finished(summary_path: Path, config: dict, budgets: tuple[int, ...],
 def graded_record(outcome: BudgetOutcome, budget: int) -> Record:
     """An outcome graded against its problem's answer, in the record schema's key order."""
     problem = outcome.problem
-    grade = grading.grade(outcome.text, problem.answer, problem.answer_kind)
+    graded = outcome.text if outcome.answer_text is None else outcome.answer_text
+    grade = grading.grade(graded, problem.answer, problem.answer_kind)
     return {
         "problem_id": problem.problem_id, "question": problem.question,
         "ground_truth": problem.answer, "generated": outcome.text,
         "predicted": grade.predicted, "predicted_strict": grade.predicted_strict,
         "correct": grade.correct, "correct_strict": grade.correct_strict,
         "tokens_used": outcome.tokens_used, "budget": budget, "hit_budget": outcome.hit_budget,
-        "sample": outcome.sample,
+        "sample": outcome.sample, **outcome.extra,
     }
 
 
@@ -97,19 +98,20 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
                         cfg.data.answer_kind, cfg.data.source)
     problems = data.problems
-    config = rollout_config(cfg, plan, problems)
+    config = {**rollout_config(cfg, plan, problems), **forcing.reading_keys(cfg)}
     answers = store.fingerprint([p.answer for p in problems])
     finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite, answers)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
-    strategy = strategy or PrefixTruncation(cfg, plan, seed_rollouts)
+    strategy = (strategy or forcing.strategy_for(cfg, plan, seed_rollouts)
+                or PrefixTruncation(cfg, plan, seed_rollouts))
     result = strategy.run(problems)
     by_budget = {b: [graded_record(o, b) for o in result.outcomes[b]] for b in plan.budgets}
     paths = [record_path(b) for b in plan.budgets]
     for budget, path in zip(plan.budgets, paths):
         store.write_json(path, by_budget[budget])
     summary = {"phase": plan.phase, "model": cfg.model.name, "dataset": cfg.data.dataset,
-               **summarize(by_budget)}
+               **summarize(by_budget), **forcing.summary_block(cfg, by_budget)}
     spent = {str(b): sum(o.tokens_spent for o in result.outcomes[b]) for b in plan.budgets}
     summary["provenance"] = store.provenance(
         cfg.to_dict(), seed=cfg.seed, wall_time_s=time.perf_counter() - started,

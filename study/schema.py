@@ -36,6 +36,50 @@ class Record(TypedDict):
 RECORD_KEYS: tuple[str, ...] = tuple(Record.__annotations__)
 
 
+class ForcedRecord(Record, total=False):
+    """A record of a forced run (``--budget-mode force-end|force-continue``, study.forcing);
+    truncation records have none of these keys."""
+
+    budget_mode: str  # "force-end" or "force-continue"
+    forced_answer: str  # text generated after the cue (what is graded)
+    forced_continues: int  # continue strings inserted within the budget (force-end: 0)
+    truncated_correct: bool  # the same tokens read the truncate way (no cue) were correct
+    tokens_spent: int  # thinking (EOS dropped) + cue + answer tokens
+    p_gold: float  # normalised probability of gold over the problem's solution set
+    entropy_bits: float  # entropy of that distribution
+    gold_rank: int  # 1 = gold is the most probable answer of the set
+
+
+class ForcingRow(TypedDict):
+    """Means over the records of one budget of a forced run (``continuous.budget_metrics``)."""
+
+    budget: int
+    n: int  # records with metrics
+    p_gold: float | None
+    p_gold_ci_low: float | None  # bootstrap over records
+    p_gold_ci_high: float | None
+    entropy_bits: float | None
+    gold_rank: float | None
+    truncate_accuracy: float  # the same rollouts read the truncate way
+    forced_continues: float
+    tokens_spent: float
+
+
+class ForcingBlock(TypedDict):
+    """``"forcing"`` in the summary of a forced phase (1, 1b or 3)."""
+
+    budget_mode: str
+    cue: str
+    answer_tokens: int
+    budgets: dict[str, ForcingRow]
+
+
+class Forced(TypedDict, total=False):
+    """What a forced run adds to the summaries of phases 1, 1b and 3."""
+
+    forcing: ForcingBlock
+
+
 # ---------------------------------------------------------------- provenance (every summary)
 
 class Provenance(TypedDict, total=False):
@@ -83,7 +127,7 @@ class AccuracyRow(TypedDict):
     hit_budget_rate: float  # share cut by the budget
 
 
-class Phase1Summary(TypedDict):
+class Phase1Summary(Forced):  # Forced: budget forcing only
     """``results/phase1_combined_{model}.json``."""
 
     phase: str  # "phase1"
@@ -142,7 +186,7 @@ class PlateauSettings(TypedDict):
     maj_at_k: str  # how maj@k was estimated (plateau.MAJ_METHOD)
 
 
-class Phase1bSummary(TypedDict):
+class Phase1bSummary(Forced):  # Forced: budget forcing only
     """``results/phase1b_summary_{model}.json``."""
 
     phase: str  # "phase1b"
@@ -260,7 +304,7 @@ class BootstrapSettings(TypedDict):
     paired_across_budgets: bool
 
 
-class CliffSummary(TypedDict):
+class CliffSummary(Forced):  # Forced: budget forcing only
     """``results/phase3_cliff_summary_{model}.json``."""
 
     phase: str  # "phase3"

@@ -33,6 +33,10 @@ class BudgetOutcome:
     tokens_used: int  # answer tokens within the budget (EOS counted)
     hit_budget: bool  # the budget cut the answer (no EOS within it)
     tokens_spent: int  # generated tokens this outcome cost (truncation: == tokens_used)
+    # Budget forcing (study.forcing): the text graded instead of ``text`` (the forced answer),
+    # and record fields appended after the standard ones (schema.ForcedRecord).
+    answer_text: str | None = None
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
