@@ -30,8 +30,8 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
-from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
 from study.figures_forcing import fig6_budget_forcing, has_forcing
+from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
 from study.figures_solutions import (
     fig2_error_distribution,
     fig4_solution_structure,
