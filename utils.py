@@ -10,6 +10,8 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
   (run seed, problem id, sample index), so they depend on neither batch size nor neighbours.
 - ``engine.batching`` and ``engine.decode``: running batches over a growing or a static KV
   cache (``KV_LAYOUTS``; CUDA graphs on CUDA, with an eager fallback) and the decode loop.
+- ``engine.depth`` and ``engine.lens``: keeping the first L decoder layers (``load_model(...,
+  num_layers=L)``), and the logit lens (KL of each layer's read-out from the final one).
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -26,6 +28,8 @@ Extending a rollout (forced-answer cues, continuation) needs no special support:
 from __future__ import annotations
 
 from engine.decode import KV_LAYOUTS, LogitsHook, Rollout
+from engine.depth import model_depth, truncate_layers
+from engine.lens import LensKL, logit_lens_kl
 from engine.loading import (
     MODEL_ALIASES,
     PRECISIONS,
@@ -48,6 +52,7 @@ __all__ = [
     "MODEL_ALIASES",
     "PRECISIONS",
     "BatchCallback",
+    "LensKL",
     "LoadedModel",
     "LogitsHook",
     "ModelLoadError",
@@ -61,7 +66,10 @@ __all__ = [
     "generate_rollouts",
     "load_model",
     "load_tokenizer",
+    "logit_lens_kl",
+    "model_depth",
     "model_tag",
     "resolve_model",
     "row_seed",
+    "truncate_layers",
 ]

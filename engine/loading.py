@@ -226,8 +226,11 @@ def load_tokenizer(model: str, data_dir: Path):
 
 
 def load_model(model: str, precision: str, data_dir: Path,
-               device: str | None = None) -> LoadedModel:
-    """Load an alias, hub id or local folder at the resolved precision, in eval mode."""
+               device: str | None = None, num_layers: int | None = None) -> LoadedModel:
+    """Load an alias, hub id or local folder at the resolved precision, in eval mode.
+
+    ``num_layers``: keep only the first L decoder layers (``engine.depth``); None keeps all.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     spec = resolve_model(model)
@@ -240,6 +243,10 @@ def load_model(model: str, precision: str, data_dir: Path,
         lm = AutoModelForCausalLM.from_pretrained(location, **load_kwargs(resolved, dev))
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
+    if num_layers is not None:
+        from engine.depth import truncate_layers  # engine.depth imports this module
+
+        truncate_layers(lm, num_layers)
     if resolved in ("fp32", "bf16"):
         lm = lm.to(dev)  # quantised weights were placed by device_map already
     lm.eval()
