@@ -126,3 +126,29 @@ def test_lens_at_layer_l_is_the_truncated_models_distance(deep, smol_tokenizer):
         part = torch.log_softmax(cut(input_ids=seq).logits[0], -1)
     kl = (full.exp() * (full - part)).sum(-1)[len(PROMPTS[0]) - 1:]
     assert abs(lens.per_token[1] - kl.numpy()).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_smollm2_cut_and_lens_agree_on_the_real_model():
+    """SmolLM2 (30 layers): all 30 kept == the full model token for token; the lens at layer 18
+    is KL(full || the model loaded with num_layers=18); the lens at layer 30 is 0."""
+    from config import REPO_ROOT
+
+    data = REPO_ROOT / "data"
+    full = utils.load_model("smollm2-135m", "fp32", data, "cpu")
+    same = utils.load_model("smollm2-135m", "fp32", data, "cpu", num_layers=30)
+    cut = utils.load_model("smollm2-135m", "fp32", data, "cpu", num_layers=18)
+    assert utils.model_depth("smollm2-135m", data) == 30 and len(cut.model.model.layers) == 18
+    prompts = utils.chat_prompt_ids(full.tokenizer, ["What is 12 + 7?", "Compute 3 * 4 - 5."])
+    run = [utils.generate_rollouts(lm, prompts, 24, utils.SamplingConfig(), [0, 0], 2,
+                                   progress=False) for lm in (full, same)]
+    assert [r.token_ids for r in run[0]] == [r.token_ids for r in run[1]]
+    gen = list(run[0][0].token_ids)
+    lens = utils.logit_lens_kl(full, prompts[:1], [gen])[0]
+    seq = torch.tensor([prompts[0] + gen[:-1]])
+    with torch.no_grad():
+        p = torch.log_softmax(full.model(input_ids=seq).logits[0], -1)
+        q = torch.log_softmax(cut.model(input_ids=seq).logits[0], -1)
+    kl = (p.exp() * (p - q)).sum(-1)[len(prompts[0]) - 1:].numpy()
+    assert abs(lens.per_token[17] - kl).max() < 1e-3 * max(1.0, kl.max())
+    assert abs(lens.per_token[-1]).max() < 1e-5 and lens.mean()[0] > lens.mean()[-2]
