@@ -65,7 +65,7 @@ def logit_lens_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]],
 
         def keep_tail(_module, _args, output, captured=captured, width=width):
             hidden = output[0] if isinstance(output, tuple) else output
-            captured.append(hidden[:, -width:, :])
+            captured.append(hidden[:, -width:, :].clone())  # a copy: the view would pin all T
 
         hooks = [layer.register_forward_hook(keep_tail) for layer in layers]
         try:
