@@ -64,6 +64,10 @@ class ModelConfig:
                          "growing elsewhere), static (static cache everywhere, compiled where "
                          "CUDA graphs work) or growing (never compiled); a failed compile warns "
                          "once and continues eagerly")
+    # None: the whole model. Results of a cut model carry "-L{n}" in their file names.
+    num_layers: int | None = opt(None, flag="--num-layers",
+                                 help="keep only the first L decoder layers (then the final "
+                                 "norm and LM head); default: all")
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,33 @@ class AnnotationConfig:
 
 
 @dataclass(frozen=True)
+class DepthConfig:
+    """phase_depth.py: accuracy against the number of decoder layers kept."""
+
+    # None: 40, 60, 80, 90 and 100 % of the model's depth (SmolLM2's 30: 12 18 24 27 30).
+    layers: tuple[int, ...] | None = opt(None, local="--layers",
+                                         help="depths to run (default: 40/60/80/90/100%% of "
+                                         "the model's layers)")
+    # Where phase 1b looks for the plateau: depth is measured where more tokens no longer help.
+    budgets: tuple[int, ...] = opt((512,), local="--budgets",
+                                   help="token budget(s) of the depth sweep (all read off one "
+                                   "rollout per problem and depth)")
+
+
+@dataclass(frozen=True)
+class LensConfig:
+    """phase_lens.py: the logit lens over a seeded sample of phase-1 rollouts."""
+
+    samples: int = opt(16, local="--samples",  # SmolLM2, 2 CPU cores: ~2.5 min (measured)
+                       help="phase-1 rollouts sampled (seeded) for the logit lens")
+    budgets: tuple[int, ...] | None = opt(None, local="--lens-budgets",
+                                          help="budgets at which KL is averaged (default: the "
+                                          "phase-1 budgets, --budgets)")
+    # Four rows of 2k tokens keep every layer's hidden states of a 7B well under 16 GB.
+    batch_size: int = opt(4, local="--lens-batch-size", help="rollouts per lens forward pass")
+
+
+@dataclass(frozen=True)
 class StatisticsConfig:
     bootstrap_resamples: int = opt(2000, flag="--bootstrap-resamples",  # CI error < 1 pp
                                    help="bootstrap resamples for every CI")
@@ -234,6 +265,8 @@ class StudyConfig:
     phase1: Phase1Config = field(default_factory=Phase1Config)
     phase1b: StochasticConfig = field(default_factory=StochasticConfig)
     phase3: CliffConfig = field(default_factory=CliffConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    lens: LensConfig = field(default_factory=LensConfig)
     annotation: AnnotationConfig = field(default_factory=AnnotationConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     figures: FigureConfig = field(default_factory=FigureConfig)
@@ -251,9 +284,12 @@ class StudyConfig:
 
     @property
     def model_tag(self) -> str:
-        """File-name-safe model name (the alias, or a sanitised hub id / folder name), plus a
-        ``-{budget_mode}`` suffix for forced runs so their results sit beside truncation's."""
+        """File-name-safe model name (the alias, or a sanitised hub id / folder name), with
+        ``-L{n}`` when only the first n decoder layers are kept, then ``-{budget_mode}`` for
+        forced runs so their results sit beside truncation's."""
         tag = model_tag(self.model.name)
+        if self.model.num_layers is not None:
+            tag += f"-L{self.model.num_layers}"
         if self.forcing.budget_mode != "truncate":
             tag += f"-{self.forcing.budget_mode}"
         return tag

@@ -24,7 +24,7 @@ from study.cli import config_parser, run_command
 from study.error_analysis import analyse, load_validated, report
 
 # --seed is only recorded in the provenance: nothing here is random.
-SHOWN = ["seed", "model.name", "paths.results_dir", "paths.annotations_dir",
+SHOWN = ["seed", "model.name", "model.num_layers", "paths.results_dir", "paths.annotations_dir",
          "annotation.budgets"]
 _MAX_SHOWN = 30  # problems printed before "... and N more"
 

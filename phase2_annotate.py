@@ -31,7 +31,7 @@ from study.cli import config_parser, run_command
 from study.labelling import Prompter, annotate, isatty
 
 # Labelling reads only the TSVs: no results folder, nothing random (so no --seed).
-SHOWN = ["model.name", "paths.annotations_dir", "annotation.budgets"]
+SHOWN = ["model.name", "model.num_layers", "paths.annotations_dir", "annotation.budgets"]
 
 
 def run(cfg: StudyConfig, prompter: Prompter | None = None) -> dict:

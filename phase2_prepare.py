@@ -39,7 +39,8 @@ from study.annotation_queue import (
 from study.annotations import tsv_path, write_table
 from study.cli import config_parser, run_command
 
-SHOWN = ["seed", "model.name", "paths.results_dir", "paths.annotations_dir", "annotation"]
+SHOWN = ["seed", "model.name", "model.num_layers", "paths.results_dir",
+         "paths.annotations_dir", "annotation"]
 
 
 def run(cfg: StudyConfig) -> dict:

@@ -34,7 +34,8 @@ from study.structure_analysis import analyse
 from study.tables import MISSING, finite, num, pct
 
 # Flags: the model whose cliff records are read, the folders, and the phase-1 extension.
-SHOWN = ("model.name", "paths.results_dir", "paths.data_dir", "phase3.include_phase1")
+SHOWN = ("model.name", "model.num_layers", "paths.results_dir", "paths.data_dir",
+         "phase3.include_phase1")
 PARSER = config_parser("phase3_structure.py", __doc__, SHOWN, own="phase3")
 
 

@@ -10,6 +10,8 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
   (run seed, problem id, sample index), so they depend on neither batch size nor neighbours.
 - ``engine.batching`` and ``engine.decode``: running batches over a growing or a static KV
   cache (``KV_LAYOUTS``; CUDA graphs on CUDA, with an eager fallback) and the decode loop.
+- ``engine.depth`` and ``engine.lens``: keeping the first L decoder layers (``load_model(...,
+  num_layers=L)``), and the logit lens (KL of each layer's read-out from the final one).
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -35,7 +37,9 @@ from engine.branching import (
     thinking_end_marker,
 )
 from engine.decode import KV_LAYOUTS, LogitsHook, Rollout
+from engine.depth import model_depth, truncate_layers
 from engine.hub import hub_unreachable
+from engine.lens import LensKL, logit_lens_kl
 from engine.loading import (
     MODEL_ALIASES,
     PRECISIONS,
@@ -60,6 +64,7 @@ __all__ = [
     "BatchCallback",
     "Branch",
     "BranchAnswer",
+    "LensKL",
     "LoadedModel",
     "LogitsHook",
     "ModelLoadError",
@@ -76,8 +81,11 @@ __all__ = [
     "hub_unreachable",
     "load_model",
     "load_tokenizer",
+    "logit_lens_kl",
+    "model_depth",
     "model_tag",
     "resolve_model",
     "row_seed",
     "thinking_end_marker",
+    "truncate_layers",
 ]

@@ -65,8 +65,8 @@ def run(cfg: StudyConfig) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = config_parser("visualize.py", __doc__, own="figures",
-                           show=["model.name", "paths.results_dir", "paths.figures_dir",
-                                 "figures", "forcing.budget_mode"])
+                           show=["model.name", "model.num_layers", "paths.results_dir",
+                                 "paths.figures_dir", "figures", "forcing.budget_mode"])
     return run_command(parser, argv, run)
 
 

@@ -250,8 +250,11 @@ def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):
 
 
 def load_model(model: str, precision: str, data_dir: Path,
-               device: str | None = None) -> LoadedModel:
-    """Load an alias, hub id or local folder at the resolved precision, in eval mode."""
+               device: str | None = None, num_layers: int | None = None) -> LoadedModel:
+    """Load an alias, hub id or local folder at the resolved precision, in eval mode.
+
+    ``num_layers``: keep only the first L decoder layers (``engine.depth``); None keeps all.
+    """
     spec = resolve_model(model)
     location = model_location(spec, data_dir)
     local_only = cache_only(location)  # before importing transformers: fail fast offline
@@ -267,6 +270,10 @@ def load_model(model: str, precision: str, data_dir: Path,
                                                   **load_kwargs(resolved, dev))
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
+    if num_layers is not None:
+        from engine.depth import truncate_layers  # engine.depth imports this module
+
+        truncate_layers(lm, num_layers)
     if resolved in ("fp32", "bf16"):
         lm = lm.to(dev)  # quantised weights were placed by device_map already
     lm.eval()

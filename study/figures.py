@@ -13,6 +13,8 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig6_curve_fits             phase 1: log-linear / piecewise / saturating fits over the curve
   fig7_emergent_problems      phase 1: the most emergent problems, and who carries the cliff
   fig6_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
+  fig6_depth_accuracy         depth sweep: accuracy vs decoder layers kept, critical depth
+  fig7_logit_lens             logit lens: KL(final || layer) per layer, one line per budget
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -30,6 +32,7 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
+from study.figures_depth import fig6_depth_accuracy, fig7_logit_lens
 from study.figures_forcing import fig6_budget_forcing, has_forcing
 from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
 from study.figures_solutions import (
@@ -44,7 +47,7 @@ from study.schema import Phase1Summary
 __all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
            "fig5_verification_accuracy", "fig6_budget_forcing", "fig6_curve_fits",
-           "fig7_emergent_problems", "render_all"]
+           "fig6_depth_accuracy", "fig7_emergent_problems", "fig7_logit_lens", "render_all"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ FIGURES: tuple[FigureSpec, ...] = (
                fig5_verification_accuracy),
     FigureSpec("fig6_curve_fits", "scaling", "curve fits", fig6_curve_fits),
     FigureSpec("fig7_emergent_problems", "scaling", "emergent problems", fig7_emergent_problems),
+    FigureSpec("fig6_depth_accuracy", "depth", "accuracy vs depth", fig6_depth_accuracy),
+    FigureSpec("fig7_logit_lens", "lens", "logit lens", fig7_logit_lens),
 )
 # Figures of forced runs only (--budget-mode force-end|force-continue), drawn after FIGURES.
 FORCED_FIGURES: tuple[FigureSpec, ...] = (

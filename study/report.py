@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from study import forcing_output, store
+from study.depth_report import depth_table, lens_table
 from study.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
 from study.scaling import scaling_table
@@ -159,6 +160,7 @@ def structure_table(st: StructureSummary) -> str:
 TABLES: dict[str, Callable[[Any], str]] = {
     "phase1": phase1_table, "scaling": scaling_table, "phase1b": phase1b_table,
     "phase2": phase2_table, "phase3": phase3_table, "structure": structure_table,
+    "depth": depth_table, "lens": lens_table,
 }
 
 

@@ -19,6 +19,8 @@ from config import StudyConfig
 from study import store
 from study.schema import (
     CliffSummary,
+    DepthSummary,
+    LensSummary,
     Phase1bSummary,
     Phase1Summary,
     Phase2Summary,
@@ -66,6 +68,12 @@ SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
     SummaryFile("structure", "phase-3 solution structure", "Phase 3 — solution structure",
                 store.phase3_structure_path, "phase3_structure.py", StructureSummary,
                 ("python phase3_structure.py{args}",)),
+    SummaryFile("depth", "depth sweep", "Depth — accuracy against layers kept",
+                store.depth_summary_path, "phase_depth.py", DepthSummary,
+                ("python phase_depth.py{args}",)),
+    SummaryFile("lens", "logit-lens", "Depth — the logit lens",
+                store.lens_summary_path, "phase_lens.py", LensSummary,
+                ("python phase_lens.py{args}",)),
 )}
 
 
@@ -117,6 +125,8 @@ class StudyResults:
     phase2: Phase2Summary | None = None
     phase3: CliffSummary | None = None
     structure: StructureSummary | None = None
+    depth: DepthSummary | None = None
+    lens: LensSummary | None = None
     problems: dict[str, str] = field(default_factory=dict)  # why a present file was not read
 
     def summary(self, key: str) -> Any:

@@ -54,6 +54,8 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         "prompt_format": PROMPT_FORMAT_VERSION,
         **rollout_keys(cfg.data.dataset, cfg.data.answer_kind),
         **continue_keys(cfg),
+        # Only a cut model adds its depth, so full-model fingerprints stay as they were.
+        **({"num_layers": cfg.model.num_layers} if cfg.model.num_layers is not None else {}),
     }
 
 
@@ -106,7 +108,7 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
 def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Problem, int]],
               log: store.RolloutLog, done: RolloutRows, stats: dict) -> None:
     lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                          cfg.model.device)
+                          cfg.model.device, cfg.model.num_layers)
     stats["device"] = utils.device_description(lm)
     log.start()
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
@@ -136,7 +138,7 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
 # phase would generate. num_samples may differ (problem sets are prefixes); max_new_tokens and
 # samples_per_problem only need to cover this phase's; prompts are checked problem by problem.
 REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format",
-              "answer_kind", "template_version")
+              "answer_kind", "template_version", "num_layers")
 # Force-continue rollouts are only reused under the same continuation (absent otherwise).
 REUSE_KEYS += ("budget_mode", "continue_string", "max_continues")
 

@@ -120,6 +120,8 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
                "dataset": data.info, "answers": answers,
                "budgets": list(plan.budgets), "strategy": strategy.name,
                "tokens_spent": spent, "reused_rollouts_from": result.reused_from,
+               "num_layers": cfg.model.num_layers,
+               "model_layers": utils.model_depth(cfg.model.name, cfg.paths.data_dir),
                **result.stats},
     )
     store.write_json(summary_path, summary)

@@ -481,3 +481,67 @@ class ComparisonSummary(TypedDict):
     pairs: list[RunPair]  # every two runs on the same dataset
     figure: list[str]
     provenance: Provenance
+# ---------------------------------------------------------------- depth: layer truncation
+
+class DepthRow(AccuracyRow):
+    """Accuracy of the model cut after ``layers`` decoder layers, at one budget."""
+
+    layers: int
+
+
+class DepthBudget(TypedDict):
+    budget: int
+    depths: dict[str, DepthRow]  # keyed by the number of layers kept
+    critical_depth: int | None  # fewest layers within the best depth's CI (saturation rule)
+
+
+class DepthRun(TypedDict):
+    """Where one depth's records came from (``results/depth_run_{model}-L{n}.json``)."""
+
+    layers: int
+    summary_file: str
+    reused: bool  # a finished run of this depth was reused
+    wall_time_s: float
+    generated_tokens: int | None
+    tokens_per_s: float | None
+    reused_rollouts_from: str | None  # phase-1 rollouts of the same depth, when taken
+
+
+class DepthSummary(TypedDict):
+    """``results/depth_summary_{model}.json``."""
+
+    phase: str  # "depth"
+    model: str
+    dataset: str
+    model_layers: int  # decoder layers of the whole model
+    layers: list[int]  # depths run
+    budgets: dict[str, DepthBudget]
+    runs: dict[str, DepthRun]
+    provenance: Provenance
+
+
+# ---------------------------------------------------------------- the logit lens
+
+class LensRow(TypedDict):
+    """KL(final || layer) averaged over the first ``budget`` generated tokens of the sample."""
+
+    budget: int
+    n_rollouts: int
+    n_tokens: int  # generated tokens averaged over (pooled across rollouts)
+    kl: list[float]  # nats; entry l-1 is layer l, the last is the final layer (0)
+    steepest_drop: list[int] | None  # [l-1, l] where KL falls most; None for a 1-layer model
+
+
+class LensSummary(TypedDict):
+    """``results/lens_summary_{model}.json``."""
+
+    phase: str  # "lens"
+    model: str
+    dataset: str
+    source: str  # the rollout log sampled
+    model_layers: int
+    n_rollouts: int  # sampled (seeded) from the log
+    problem_ids: list[str]
+    budgets: dict[str, LensRow]
+    provenance: Provenance
+

@@ -82,6 +82,24 @@ def comparison_path(results_dir: Path) -> Path:
     return Path(results_dir) / "comparison.json"
 
 
+def depth_record_path(results_dir: Path, model_tag: str, budget: int) -> Path:
+    # model_tag carries "-L{n}" for a cut model (StudyConfig.model_tag); the full model has none.
+    return Path(results_dir) / f"depth_{model_tag}_budget{budget}.json"
+
+
+def depth_run_path(results_dir: Path, model_tag: str) -> Path:
+    """One depth of the sweep (its budgets at that depth); written last = that depth is done."""
+    return Path(results_dir) / f"depth_run_{model_tag}.json"
+
+
+def depth_summary_path(results_dir: Path, model_tag: str) -> Path:
+    return Path(results_dir) / f"depth_summary_{model_tag}.json"
+
+
+def lens_summary_path(results_dir: Path, model_tag: str) -> Path:
+    return Path(results_dir) / f"lens_summary_{model_tag}.json"
+
+
 def read_records(path: Path) -> list[Record]:
     """A record file, checked for every field of the record schema (ResultsError if not)."""
     records = read_json(path)

@@ -167,9 +167,30 @@ def structure() -> dict:
             "phase1_note": None, "provenance": {"wall_time_s": 1.0}}
 
 
+def depth() -> dict:
+    depths = {str(n): {**acc_row(256, a), "layers": n}
+              for n, a in zip([12, 18, 24, 30], [0.0, 0.05, 0.3, 0.4])}
+    run = {"summary_file": "f.json", "reused": False, "wall_time_s": 3.0,
+           "generated_tokens": 100, "tokens_per_s": 10.0, "reused_rollouts_from": None}
+    return {"phase": "depth", "model": MODEL, "dataset": "arith", "model_layers": 30,
+            "layers": [12, 18, 24, 30],
+            "budgets": {"256": {"budget": 256, "depths": depths, "critical_depth": 24}},
+            "runs": {n: {**run, "layers": int(n)} for n in depths}, "provenance": PROV}
+
+
+def lens() -> dict:
+    def row(budget: int, scale: float) -> dict:
+        return {"budget": budget, "n_rollouts": 4, "n_tokens": 4 * budget,
+                "kl": [scale * 8.0, scale * 5.0, scale * 0.5, 0.0], "steepest_drop": [2, 3]}
+
+    return {"phase": "lens", "model": MODEL, "dataset": "arith", "source": "r.jsonl",
+            "model_layers": 4, "n_rollouts": 4, "problem_ids": ["p0", "p1", "p2", "p3"],
+            "budgets": {"32": row(32, 1.0), "256": row(256, 1.5)}, "provenance": PROV}
+
+
 FIXTURES = {"phase1": lambda: phase1(MODEL, [0.1, 0.3, 0.45, 0.5]), "scaling": scaling_fixture,
-            "phase1b": phase1b,
-            "phase2": phase2, "phase3": phase3, "structure": structure}
+            "phase1b": phase1b, "phase2": phase2, "phase3": phase3, "structure": structure,
+            "depth": depth, "lens": lens}
 
 
 def path_of(key: str, results: Path, tag: str = MODEL) -> Path:
@@ -249,7 +270,8 @@ def test_registry_names_file_script_and_command_of_each_summary():
     stores = {"phase1": store.phase1_combined_path, "scaling": store.scaling_path,
               "phase1b": store.phase1b_summary_path,
               "phase2": store.phase2_analysis_path, "phase3": store.phase3_cliff_summary_path,
-              "structure": store.phase3_structure_path}
+              "structure": store.phase3_structure_path, "depth": store.depth_summary_path,
+              "lens": store.lens_summary_path}
     assert list(SUMMARIES) == list(stores)  # the order the phases run in
     for key, entry in SUMMARIES.items():
         assert entry.key == key and entry.path(Path("r"), "t") == stores[key](Path("r"), "t")
@@ -282,7 +304,8 @@ def test_load_results_types_every_summary_and_says_why_one_is_absent(dirs):
     assert loaded.phase1 == FIXTURES["phase1"]() and loaded.phase1b == phase1b()
     assert loaded.phase2 is None and loaded.phase3 is None and loaded.structure is None
     assert loaded.summary("phase1b") is loaded.phase1b
-    assert [entry.key for entry, _ in loaded.present()] == ["phase1", "scaling", "phase1b"]
+    assert [entry.key for entry, _ in loaded.present()] == ["phase1", "scaling", "phase1b",
+                                                            "depth", "lens"]
     assert loaded.missing_line("phase2").startswith("no phase-2 error analysis results — run ")
     assert "not valid JSON" in loaded.missing_line("phase3")
     assert "not a phase-3 solution structure summary" in loaded.missing_line("structure")
@@ -562,9 +585,26 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     for key, summary in made.items():
         assert schema_problems(summary, SUMMARIES[key].schema) == [], key
         store.write_json(path_of(key, results), summary)
+    for key in ("depth", "lens"):  # made end to end in tests/test_depth_study.py
+        store.write_json(path_of(key, results), FIXTURES[key]())
 
     assert run(results, tmp_path / "f", "--format", "png") == 0
     assert "skipped" not in capsys.readouterr().out
     assert len(list((tmp_path / "f").glob("*.png"))) == len(STEMS)
     text = (results / f"report_{MODEL}.md").read_text()
     assert "no phase" not in text and "## Phase 3 — solution structure" in text
+
+
+def test_depth_figures_and_report_sections(rendered):
+    results, figs = rendered
+    fig = figures.fig6_depth_accuracy(depth())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["12", "18", "24", "30"]
+    assert "critical depth (24 layers)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    lens_ax = figures.fig7_logit_lens(lens()).axes[0]
+    assert lens_ax.get_yscale() == "log" and len(lens_ax.get_lines()) == 2
+    assert list(lens_ax.get_lines()[0].get_ydata()) == [8.0, 5.0, 0.5]  # the final 0 left off
+    text = (results / f"report_{MODEL}.md").read_text()
+    assert "| **24** | 30.0% | [20.0, 40.0] | 204.8 | 50% | 40 |" in text
+    assert "| 2 | 5.000 | 7.500 |" in text and "32 tokens: layer 2 → 3" in text
+    assert (figs / f"fig7_logit_lens_{MODEL}.png").exists()
