@@ -22,7 +22,7 @@ from study.schema import Phase1Summary, Record
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
 SHOWN = ("seed", "model", "data", "generation", "phase1", "paths.results_dir", "paths.data_dir",
-         "run")
+         "run", "power")
 PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 

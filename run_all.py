@@ -36,7 +36,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase2_prepare": "write annotation TSVs", "phase2_analyze": "analyse labelled TSVs",
              "phase3": "cliff + solution structure", "visualize": "figures + report"}
-ALL_SECTIONS = ("seed", "model", "data", "generation", "phase1", "phase1b", "phase3",
+ALL_SECTIONS = ("seed", "model", "data", "generation", "power", "phase1", "phase1b", "phase3",
                 "annotation", "statistics", "figures", "paths", "run")
 
 

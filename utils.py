@@ -10,6 +10,8 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
   (run seed, problem id, sample index), so they depend on neither batch size nor neighbours.
 - ``engine.batching`` and ``engine.decode``: running batches over a growing or a static KV
   cache (``KV_LAYOUTS``; CUDA graphs on CUDA, with an eager fallback) and the decode loop.
+- ``engine.power``: power sampling, Metropolis–Hastings over whole sequences targeting
+  p^alpha with token sampling at temperature 1/alpha as the proposal (``power_sample``).
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -40,6 +42,7 @@ from engine.loading import (
     model_tag,
     resolve_model,
 )
+from engine.power import PowerRollout, PowerSettings, power_sample
 from engine.sampling import SamplingConfig, row_seed
 from engine.scheduler import BatchCallback, auto_batch_size, generate_rollouts
 
@@ -52,6 +55,8 @@ __all__ = [
     "LogitsHook",
     "ModelLoadError",
     "ModelSpec",
+    "PowerRollout",
+    "PowerSettings",
     "Rollout",
     "SamplingConfig",
     "auto_batch_size",
@@ -62,6 +67,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "model_tag",
+    "power_sample",
     "resolve_model",
     "row_seed",
 ]

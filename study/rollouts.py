@@ -53,7 +53,17 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         "prompts": store.fingerprint([p.prompt for p in problems]),
         "prompt_format": PROMPT_FORMAT_VERSION,
         **rollout_keys(cfg.data.dataset, cfg.data.answer_kind),
+        **decoding_keys(cfg),
     }
+
+
+def decoding_keys(cfg: StudyConfig) -> dict:
+    """Power sampling's settings (none under plain decoding, so older fingerprints hold)."""
+    if cfg.generation.decoding != "power":
+        return {}
+    p = cfg.power
+    return {"decoding": "power", "power_alpha": p.alpha, "power_blocks": p.blocks,
+            "power_mcmc_steps": p.mcmc_steps}
 
 
 def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],

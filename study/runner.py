@@ -17,6 +17,7 @@ import utils
 from config import StudyConfig
 from study import grading, stats, store
 from study.datasets import load_dataset
+from study.power import PowerSampling
 from study.rollouts import GenerationPlan, rollout_config
 from study.schema import Record
 from study.strategies import BudgetOutcome, ComputeStrategy, PrefixTruncation, SeedRollouts
@@ -99,6 +100,8 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
+    if strategy is None and cfg.generation.decoding == "power":
+        strategy = PowerSampling(cfg, plan)
     strategy = strategy or PrefixTruncation(cfg, plan, seed_rollouts)
     result = strategy.run(problems)
     by_budget = {b: [graded_record(o, b) for o in result.outcomes[b]] for b in plan.budgets}

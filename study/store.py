@@ -72,6 +72,15 @@ def phase3_structure_path(results_dir: Path, model_tag: str) -> Path:
     return Path(results_dir) / f"phase3_structure_analysis_{model_tag}.json"
 
 
+def power_rollouts_path(results_dir: Path, phase: str, model_tag: str, budget: int) -> Path:
+    # Power sampling runs one chain per budget, so each budget has its own log.
+    return Path(results_dir) / "rollouts" / f"{phase}_{model_tag}_budget{budget}.jsonl"
+
+
+def phase4_compute_path(results_dir: Path, model_tag: str) -> Path:
+    return Path(results_dir) / f"phase4_compute_{model_tag}.json"
+
+
 def read_records(path: Path) -> list[Record]:
     """A record file, checked for every field of the record schema (ResultsError if not)."""
     records = read_json(path)
