@@ -10,6 +10,8 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig3_cliff_detail           phase 3: fine-grid accuracy and gain per token
   fig4_solution_structure     phase 3: tokens per solution phase per budget
   fig5_verification_accuracy  phase 3: accuracy with vs without verification
+  fig6_compute_matched        phase 4: accuracy vs tokens spent per problem, every strategy,
+                              Pareto frontier (``figures_compute``)
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -27,6 +29,7 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
+from study.figures_compute import fig6_compute_matched
 from study.figures_solutions import (
     fig2_error_distribution,
     fig4_solution_structure,
@@ -38,7 +41,7 @@ from study.schema import Phase1Summary
 
 __all__ = ["FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
-           "fig5_verification_accuracy", "render_all"]
+           "fig5_verification_accuracy", "fig6_compute_matched", "render_all"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ FIGURES: tuple[FigureSpec, ...] = (
                fig4_solution_structure),
     FigureSpec("fig5_verification_accuracy", "structure", "verification and accuracy",
                fig5_verification_accuracy),
+    FigureSpec("fig6_compute_matched", "compute", "compute-matched comparison",
+               fig6_compute_matched),
 )
 
 

@@ -19,6 +19,7 @@ from config import StudyConfig
 from study import store
 from study.schema import (
     CliffSummary,
+    ComputeSummary,
     Phase1bSummary,
     Phase1Summary,
     Phase2Summary,
@@ -62,6 +63,9 @@ SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
     SummaryFile("structure", "phase-3 solution structure", "Phase 3 — solution structure",
                 store.phase3_structure_path, "phase3_structure.py", StructureSummary,
                 ("python phase3_structure.py{args}",)),
+    SummaryFile("compute", "phase-4 compute-matched comparison",
+                "Phase 4 — compute-matched comparison", store.phase4_compute_path,
+                "phase4_compute.py", ComputeSummary, ("python phase4_compute.py{args}",)),
 )}
 
 
@@ -112,6 +116,7 @@ class StudyResults:
     phase2: Phase2Summary | None = None
     phase3: CliffSummary | None = None
     structure: StructureSummary | None = None
+    compute: ComputeSummary | None = None
     problems: dict[str, str] = field(default_factory=dict)  # why a present file was not read
 
     def summary(self, key: str) -> Any:
