@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from study.figure_style import OKABE_ITO, display_name, in_style, percent_axis, styled
 from study.schema import ComputePoint, ComputeSummary
@@ -50,6 +51,7 @@ def fig6_compute_matched(summary: ComputeSummary) -> Figure:
                             color=colour)
     _frontier(ax, summary["points"])
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("Mean tokens spent per problem (log2 scale)")
     percent_axis(ax, "Accuracy (95% CI)", top=None)
     ax.set_ylim(bottom=0)
@@ -57,7 +59,8 @@ def fig6_compute_matched(summary: ComputeSummary) -> Figure:
     ax.set_title(f"Compute-matched comparison — {display_name(summary)}\n"
                  f"{summary.get('dataset', '?')}, n = {summary['n_problems']} problems; "
                  f"power sampling α={s.get('alpha')}, {s.get('blocks')} blocks, "
-                 f"{s.get('mcmc_steps')} MH steps; numbers: chain budget B")
+                 f"{s.get('mcmc_steps')} MH steps\nsmall numbers: the budget B of each chain",
+                 fontsize=8)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
     return fig
 
