@@ -69,6 +69,10 @@ class PowerRollout:
     accepted: int  # of which accepted
 
 
+# Keys and values of one row, per layer: [1, heads, columns, head dim] each (None: no columns).
+RowKV = list[tuple[torch.Tensor, torch.Tensor]] | None
+
+
 @dataclass
 class _Chain:
     prompt: Sequence[int]
@@ -76,14 +80,29 @@ class _Chain:
     tokens: list[int]
     logp: list[float]  # log p of each token (temperature 1)
     logq: list[float]  # log q of each token (temperature 1/alpha)
+    kv: RowKV = None  # keys/values of (prompt + tokens)[:-1]: a proposal reuses its prefix
     eos: bool = False
     spent: int = 0
     proposals: int = 0
     accepted: int = 0
 
+    @property
+    def sequence(self) -> list[int]:
+        return [*self.prompt, *self.tokens]
 
-# (token ids, log p, log q, ended at EOS) of one sampled segment
-Segment = tuple[list[int], list[float], list[float], bool]
+
+@dataclass
+class Segment:
+    """Tokens sampled from q after a start, their log p and log q, whether the last is EOS,
+    and the keys/values of (start + tokens)[:-1] for the next proposal."""
+
+    tokens: list[int]
+    logp: list[float]
+    logq: list[float]
+    eos: bool = False
+    kv: RowKV = None
+
+
 PowerCallback = Callable[[list[int], list[PowerRollout]], None]
 
 
@@ -95,20 +114,85 @@ def uniform_draws(seeds: torch.Tensor, counter: int, salt: int) -> torch.Tensor:
     return torch.exp(-torch.exp(-gumbel))
 
 
+def _crop(kv: RowKV, columns: int) -> RowKV:
+    if kv is None or columns <= 0:
+        return None
+    return [(k[:, :, :columns], v[:, :, :columns]) for k, v in kv]
+
+
+def _row_kv(cache, mask: torch.Tensor, row: int) -> RowKV:
+    """One row's keys and values (its unmasked columns) out of a batch cache."""
+    # A row's columns are one run ending at the last column (``engine.batching``); a copy, so
+    # the batch's cache is freed once the batch is done.
+    count = int(mask[row].sum())
+    if not count:
+        return None
+    return [(layer.keys[row:row + 1, :, -count:].clone(),
+             layer.values[row:row + 1, :, -count:].clone()) for layer in cache.layers]
+
+
+def prompt_kv(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
+    """Keys and values of each prompt but its last token (one batched prefill)."""
+    heads = [list(p[:-1]) for p in prompts]
+    out: list[RowKV] = [None] * len(prompts)
+    rows = [i for i, h in enumerate(heads) if h]
+    if rows:
+        cache, mask, _, _ = batching.prefill(lm, [heads[i] for i in rows])
+        for j, i in enumerate(rows):
+            out[i] = _row_kv(cache, mask, j)
+    return out
+
+
+def _seeded_batch(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+                  seeds: Sequence[int], max_new_tokens: int) -> batching.GrowingBatch:
+    """A running batch whose rows hold ``kvs`` (keys/values of start[:-1]) and are about to be
+    fed their start's last token: no prefix is encoded again."""
+    from transformers import DynamicCache
+
+    widths = [0 if kv is None else kv[0][0].shape[2] for kv in kvs]
+    if any(w != len(s) - 1 for w, s in zip(widths, starts)):
+        raise ValueError("cached keys and values must cover each start but its last token")
+    width = max(widths)
+    cache = DynamicCache(config=lm.model.config)
+    if not batching.plain_layers(cache):
+        raise ValueError("power sampling reuses KV prefixes and needs full-attention layers")
+    shapes = next((kv for kv in kvs if kv is not None), None)
+    if width and shapes is not None:
+        for layer_index, layer in enumerate(cache.layers):
+            keys, values = [], []
+            for kv in kvs:
+                k, v = kv[layer_index] if kv is not None else (
+                    shapes[layer_index][0][:, :, :0], shapes[layer_index][1][:, :, :0])
+                keys.append(batching._pad_left(k, width))
+                values.append(batching._pad_left(v, width))
+            layer.update(torch.cat(keys), torch.cat(values))
+    batch = batching.GrowingBatch(lm, len(starts), max_new_tokens)
+    mask = torch.zeros((len(starts), width), dtype=torch.long, device=lm.device)
+    for row, w in enumerate(widths):
+        if w:
+            mask[row, width - w:] = 1
+    batch.cache, batch.mask, batch.mergeable = cache, mask, True
+    positions = torch.tensor(widths, dtype=torch.long, device=lm.device)
+    batch._add_rows([(i, s, seed) for i, (s, seed) in enumerate(zip(starts, seeds))], positions)
+    batch.tokens = torch.tensor([s[-1] for s in starts], dtype=torch.long, device=lm.device)
+    return batch
+
+
 @torch.no_grad()
-def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: Sequence[int],
-                    seeds: Sequence[int], alpha: float) -> list[Segment]:
-    """Sample each prompt's continuation from q (temperature 1/alpha) for up to ``limits[i]``
-    tokens or EOS, in one batch; returns the tokens with their log p and log q."""
-    out: list[Segment] = [([], [], [], False) for _ in prompts]
-    rows = [(i, p, s) for i, (p, s, n) in enumerate(zip(prompts, seeds, limits)) if n > 0]
+def continue_from(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+                  limits: Sequence[int], seeds: Sequence[int], alpha: float) -> list[Segment]:
+    """Sample each start's continuation from q (temperature 1/alpha) for up to ``limits[i]``
+    tokens or EOS, in one batch; ``kvs[i]`` holds the keys/values of ``starts[i][:-1]``."""
+    out = [Segment([], [], []) for _ in starts]
+    rows = [i for i, n in enumerate(limits) if n > 0]
     if not rows:
         return out
     proposal = SamplingConfig(temperature=1.0 / alpha, top_p=1.0)
-    batch = batching.GrowingBatch(lm, len(rows), max(limits))
+    batch = _seeded_batch(lm, [starts[i] for i in rows], [kvs[i] for i in rows],
+                          [seeds[i] for i in rows], max(limits))
     eos = torch.tensor(lm.eos_ids, device=lm.device, dtype=torch.long)
-    limit = torch.tensor(list(limits), device=lm.device, dtype=torch.long)
-    logits = batch.advance(rows)
+    limit = torch.tensor([limits[i] for i in rows], device=lm.device, dtype=torch.long)
+    logits = batch.decode_step()
     while True:
         logits = logits.float()  # what the plain decode loop samples from
         tokens = choose_next_tokens(logits, proposal, batch.seeds, batch.steps)
@@ -118,13 +202,16 @@ def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: S
         ids = torch.tensor(batch.ids, device=lm.device)
         ended = torch.isin(tokens, eos)
         done = ended | (batch.steps + 1 >= limit[ids])
-        for row, token, lp, lq, stop in zip(batch.ids, tokens.tolist(), logp.tolist(),
-                                            logq.tolist(), ended.tolist()):
-            out[row][0].append(token)
-            out[row][1].append(lp)
-            out[row][2].append(lq)
+        for row, (j, token, lp, lq, stop, end) in enumerate(zip(
+                batch.ids, tokens.tolist(), logp.tolist(), logq.tolist(), done.tolist(),
+                ended.tolist())):
+            seg = out[rows[j]]
+            seg.tokens.append(token)
+            seg.logp.append(lp)
+            seg.logq.append(lq)
             if stop:
-                out[row] = (*out[row][:3], True)
+                seg.eos = end
+                seg.kv = _row_kv(batch.cache, batch.mask, row)
         batch.steps, batch.tokens = batch.steps + 1, tokens
         if bool(done.any()):
             batch.release((~done).nonzero().squeeze(-1))
@@ -133,39 +220,48 @@ def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: S
         logits = batch.decode_step()
 
 
+def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: Sequence[int],
+                    seeds: Sequence[int], alpha: float) -> list[Segment]:
+    """``continue_from`` fresh prompts (their keys and values computed here)."""
+    return continue_from(lm, prompts, prompt_kv(lm, prompts), limits, seeds, alpha)
+
+
 def _run_chains(lm: LoadedModel, chains: list[_Chain], max_new_tokens: int,
                 settings: PowerSettings) -> None:
     """Advance a group of chains in lockstep through every block and MH step."""
     seeds = torch.tensor([c.seed for c in chains], dtype=torch.long, device=lm.device)
+    for chain, kv in zip(chains, prompt_kv(lm, [c.prompt for c in chains])):
+        chain.kv = kv
     counter = 0
     live = list(range(len(chains)))
     for end in settings.block_ends(max_new_tokens):
         live = [i for i in live if not chains[i].eos]
         if not live:
             return
-        grow = [end - len(chains[i].tokens) for i in live]
-        segments = _segments(lm, [chains[i] for i in live], [len(chains[i].tokens) for i in live],
-                             grow, seeds[live], counter, settings.alpha)
-        for i, seg in zip(live, segments):
-            chain = chains[i]
-            chain.tokens += seg[0]
-            chain.logp += seg[1]
-            chain.logq += seg[2]
-            chain.eos = seg[3]
-            chain.spent += len(seg[0])
+        group = [chains[i] for i in live]
+        segments = _segments(lm, group, [len(c.tokens) for c in group],
+                             [end - len(c.tokens) for c in group], seeds[live], counter,
+                             settings.alpha)
+        for chain, seg in zip(group, segments):
+            chain.tokens += seg.tokens
+            chain.logp += seg.logp
+            chain.logq += seg.logq
+            chain.eos, chain.kv = seg.eos, seg.kv
+            chain.spent += len(seg.tokens)
         counter += 1
         for _ in range(settings.mcmc_steps):
-            _mh_step(lm, [chains[i] for i in live], seeds[live], counter, end, settings.alpha)
+            _mh_step(lm, group, seeds[live], counter, end, settings.alpha)
             counter += 1
 
 
 def _segments(lm: LoadedModel, chains: list[_Chain], starts: list[int], limits: list[int],
               seeds: torch.Tensor, counter: int, alpha: float) -> list[Segment]:
-    """Continue each chain from ``starts[i]`` for up to ``limits[i]`` tokens (segment
-    ``counter``)."""
+    """Continue each chain from its first ``starts[i]`` tokens for up to ``limits[i]`` tokens
+    (segment ``counter``), reusing the chain's keys and values of that prefix."""
     segment_seeds = row_states(seeds, counter).tolist()
-    prompts = [[*c.prompt, *c.tokens[:s]] for c, s in zip(chains, starts)]
-    return sample_segments(lm, prompts, limits, segment_seeds, alpha)
+    prefixes = [[*c.prompt, *c.tokens[:s]] for c, s in zip(chains, starts)]
+    kvs = [_crop(c.kv, len(p) - 1) for c, p in zip(chains, prefixes)]
+    return continue_from(lm, prefixes, kvs, limits, segment_seeds, alpha)
 
 
 def _mh_step(lm: LoadedModel, chains: list[_Chain], seeds: torch.Tensor, counter: int,
@@ -177,18 +273,17 @@ def _mh_step(lm: LoadedModel, chains: list[_Chain], seeds: torch.Tensor, counter
     starts = [min(int(u * n), n - 1) for u, n in zip(picks, lengths)]
     segments = _segments(lm, chains, starts, [end - s for s in starts], seeds, counter, alpha)
     for chain, start, seg, u in zip(chains, starts, segments, accept_u):
-        new_tokens, new_logp, new_logq, new_eos = seg
-        chain.spent += len(new_tokens)
+        chain.spent += len(seg.tokens)
         chain.proposals += 1
-        n_old, n_new = len(chain.tokens), start + len(new_tokens)
-        log_r = (alpha * sum(new_logp) + sum(chain.logq[start:])
-                 - alpha * sum(chain.logp[start:]) - sum(new_logq)
+        n_old, n_new = len(chain.tokens), start + len(seg.tokens)
+        log_r = (alpha * sum(seg.logp) + sum(chain.logq[start:])
+                 - alpha * sum(chain.logp[start:]) - sum(seg.logq)
                  + math.log(n_old) - math.log(n_new))
         if math.log(u) < log_r:
-            chain.tokens[start:] = new_tokens
-            chain.logp[start:] = new_logp
-            chain.logq[start:] = new_logq
-            chain.eos = new_eos
+            chain.tokens[start:] = seg.tokens
+            chain.logp[start:] = seg.logp
+            chain.logq[start:] = seg.logq
+            chain.eos, chain.kv = seg.eos, seg.kv
             chain.accepted += 1
 
 

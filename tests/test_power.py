@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 import utils
-from engine.power import sample_segments
+from engine.power import continue_from, sample_segments
 
 ALPHA = 4.0
 SEQUENCES = list(itertools.product(range(3), repeat=3))
@@ -82,7 +82,7 @@ def chi_square_p(rollouts, expected_share: np.ndarray) -> float:
 
 
 def test_chain_converges_to_normalised_power_distribution(toy):
-    chains = 2000
+    chains = 1500
     target = exact_power_distribution(toy.model.table, ALPHA)
     mcmc = utils.power_sample(toy, [[0]] * chains, 3, utils.PowerSettings(ALPHA, 3, 10),
                               list(range(chains)), chains)
@@ -112,8 +112,8 @@ def test_segments_are_temperature_sampling_with_plain_forward_log_probs(tiny_lm)
     plain = utils.generate_rollouts(tiny_lm, prompts, max(limits),
                                     utils.SamplingConfig(1 / ALPHA, 1.0), seeds, 3,
                                     progress=False, kv_layout="growing")
-    for prompt, limit, (tokens, logp, logq, _), reference in zip(prompts, limits, segments,
-                                                                 plain):
+    for prompt, limit, seg, reference in zip(prompts, limits, segments, plain):
+        tokens, logp, logq = seg.tokens, seg.logp, seg.logq
         assert tuple(tokens) == reference.token_ids[:limit]
         with torch.no_grad():
             logits = tiny_lm.model(torch.tensor([prompt + tokens])).logits[0].double()
@@ -123,6 +123,13 @@ def test_segments_are_temperature_sampling_with_plain_forward_log_probs(tiny_lm)
         want_q = torch.log_softmax(ALPHA * steps, -1).gather(-1, index)[:, 0]
         assert np.allclose(logp, want_p.numpy(), atol=1e-4)
         assert np.allclose(logq, want_q.numpy(), atol=4e-4)
+    # Continuing from a segment's own keys and values equals encoding the prefix afresh.
+    starts = [p + seg.tokens for p, seg in zip(prompts, segments)]
+    reused = continue_from(tiny_lm, starts, [seg.kv for seg in segments], [4, 4, 4], seeds,
+                           ALPHA)
+    fresh = sample_segments(tiny_lm, starts, [4, 4, 4], seeds, ALPHA)
+    for a, b in zip(reused, fresh):
+        assert a.tokens == b.tokens and np.allclose(a.logp, b.logp, atol=1e-4)
 
 
 def test_seeded_reproducible_and_batch_independent(tiny_lm):
