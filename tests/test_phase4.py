@@ -85,7 +85,7 @@ def test_power_run_counts_every_proposed_token(study):
         assert all(r["tokens_used"] <= budget for r in records)
 
 
-def test_phase4_summary_and_figure(study, tmp_path):
+def test_phase4_summary_and_figure(study, tmp_path, capsys):
     common, args, results, model = study
     base = Path(model).name
     summary = json.loads(store.phase4_compute_path(results, base).read_text())
@@ -104,8 +104,11 @@ def test_phase4_summary_and_figure(study, tmp_path):
     # a second run reuses the power results: nothing is generated or rewritten
     power_summary = store.phase1b_summary_path(results, f"{base}-power")
     before = power_summary.read_text()
+    capsys.readouterr()
     assert phase4_compute.main(args) == 0
     assert power_summary.read_text() == before
+    printed = capsys.readouterr().out
+    assert "power sampling (alpha=4.0, 2 blocks, 2 MH steps) at 12: acceptance" in printed
     figures = tmp_path / "figs"
     assert visualize.main(["--model", str(model), "--results-dir", str(results),
                            "--figures-dir", str(figures), "--format", "png"]) == 0
