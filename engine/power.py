@@ -13,7 +13,9 @@ the kernel would not be reversible on sequences of unequal length. A chain that 
 after a block's steps is finished, as in the reference implementation.
 
 The log-probabilities of a proposal come from the forward passes that sample it. Every
-proposed token is counted (``tokens_proposed``): that is what the method costs.
+proposed token is counted (``tokens_proposed``): that is what the method costs. A chain keeps
+the keys and values of its current sequence, so a proposal from position i starts from that
+cache cropped to i and feeds only its new tokens (nothing is encoded twice).
 
 Randomness is counter-based like ``engine.sampling``: segment c of a chain (c counts the block
 extensions and proposals) samples with row seed ``row_states(chain seed, c)``, and the position
@@ -85,10 +87,6 @@ class _Chain:
     spent: int = 0
     proposals: int = 0
     accepted: int = 0
-
-    @property
-    def sequence(self) -> list[int]:
-        return [*self.prompt, *self.tokens]
 
 
 @dataclass
