@@ -52,6 +52,9 @@ def power_chains(cfg: StudyConfig, budgets: list[int]) -> dict[int, list[dict]]:
     chains = {}
     for b in budgets:
         path = store.power_rollouts_path(cfg.paths.results_dir, "phase1b", power.model_tag, b)
+        if not path.exists():
+            raise ResultsError(f"{path}: missing, so the tokens each power chain spent are "
+                               "unknown; re-run with --overwrite")
         chains[b] = list(store.RolloutLog(path, store.read_rollout_header(path)).load().values())
     return chains
 
