@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
 DATASETS = tuple(REGISTRY)  # study.datasets; plus any local .jsonl/.json/.csv/.parquet file
+DECODINGS = ("sample", "power")  # generation.decoding
 
 
 def opt(default: Any = None, *, help: str, flag: str | None = None, local: str | None = None,
@@ -96,6 +97,22 @@ class GenerationConfig:
                              help="0 = greedy")
     top_p: float = opt(1.0, flag="--top-p",  # 1.0 = no nucleus truncation
                        help="nucleus mass when sampling")
+    # Plain sampling is the study's baseline; power sampling (MCMC over p^alpha) is opt-in.
+    decoding: str = opt("sample", flag="--decoding", choices=DECODINGS,
+                        help="sample = the phase's own decoding; power = power sampling (MCMC "
+                        "over p^alpha, see the power section) in every generating phase")
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    """Power sampling (``--decoding power``): target p^alpha, proposal temperature 1/alpha."""
+
+    alpha: float = opt(4.0, flag="--power-alpha",  # FACTS.md "Power sampling": alpha = 4
+                       help="exponent of the target p^alpha (proposal temperature 1/alpha)")
+    blocks: int = opt(16, flag="--power-blocks",  # FACTS.md: e.g. 16 blocks
+                      help="blocks the length budget is grown in (MH steps after each)")
+    mcmc_steps: int = opt(10, flag="--power-mcmc-steps",  # FACTS.md: N = 10
+                          help="Metropolis-Hastings steps after each block")
 
 
 BUDGET_MODES = ("truncate", "force-end", "force-continue")
@@ -262,6 +279,7 @@ class StudyConfig:
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    power: PowerConfig = field(default_factory=PowerConfig)
     phase1: Phase1Config = field(default_factory=Phase1Config)
     phase1b: StochasticConfig = field(default_factory=StochasticConfig)
     phase3: CliffConfig = field(default_factory=CliffConfig)
@@ -286,12 +304,15 @@ class StudyConfig:
     def model_tag(self) -> str:
         """File-name-safe model name (the alias, or a sanitised hub id / folder name), with
         ``-L{n}`` when only the first n decoder layers are kept, then ``-{budget_mode}`` for
-        forced runs so their results sit beside truncation's."""
+        forced runs so their results sit beside truncation's, then ``-power`` under power
+        sampling."""
         tag = model_tag(self.model.name)
         if self.model.num_layers is not None:
             tag += f"-L{self.model.num_layers}"
         if self.forcing.budget_mode != "truncate":
             tag += f"-{self.forcing.budget_mode}"
+        if self.generation.decoding == "power":
+            tag += "-power"
         return tag
 
 

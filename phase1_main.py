@@ -25,7 +25,8 @@ from study.schema import Phase1Summary, Record
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
 SHOWN = ("seed", "model", "data", "generation", "forcing", "phase1", "paths.results_dir",
-         "paths.data_dir", "run", "statistics.bootstrap_resamples")  # resamples: p_gold's CI
+         "paths.data_dir", "run", "statistics.bootstrap_resamples",  # resamples: p_gold's CI
+         "power")
 PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 

@@ -13,6 +13,8 @@ one-line verdict says whether the plateau is genuine. With --samples 1 the std i
 Writes results/phase1b_stochastic_{model}_budget{B}.json (records carry `sample` 0..k-1) and
 results/phase1b_summary_{model}.json. Interrupted runs resume; finished runs are reused unless
 --overwrite (changing only --min-effect / --bootstrap-resamples re-analyses the stored records).
+With --decoding power every (problem, sample, budget) is one power-sampling chain instead
+(study/power.py); files are then named with the model tag plus "-power".
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.
 SHOWN = ("seed", "model", "data", "forcing", "phase1b", "statistics", "paths.results_dir",
-         "paths.data_dir", "run")
+         "paths.data_dir", "run", "generation.decoding", "power")
 PARSER = config_parser("phase1b_stochastic.py", __doc__, SHOWN, own=PHASE)
 
 

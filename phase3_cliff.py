@@ -30,7 +30,7 @@ SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they 
 REUSED_NOTE = "derived from phase-1 rollouts (no new generation)"
 # Flags: model, data, decoding (must match phase 1 for reuse), the cliff grid, paths, run.
 SHOWN = ("seed", "model", "data", "generation", "forcing", "phase3.budgets",
-         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run")
+         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run", "power")
 PARSER = config_parser("phase3_cliff.py", __doc__, SHOWN, own=PHASE)
 
 

@@ -38,8 +38,8 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase2_prepare": "write annotation TSVs", "phase2_analyze": "analyse labelled TSVs",
              "phase3": "cliff + solution structure", "visualize": "figures + report"}
-ALL_SECTIONS = ("seed", "model", "data", "generation", "forcing", "phase1", "phase1b", "phase3",
-                "annotation", "statistics", "figures", "paths", "run", "grid")
+ALL_SECTIONS = ("seed", "model", "data", "generation", "forcing", "power", "phase1", "phase1b",
+                "phase3", "annotation", "statistics", "figures", "paths", "run", "grid")
 
 
 def build_parser():

@@ -12,6 +12,8 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
   cache (``KV_LAYOUTS``; CUDA graphs on CUDA, with an eager fallback) and the decode loop.
 - ``engine.depth`` and ``engine.lens``: keeping the first L decoder layers (``load_model(...,
   num_layers=L)``), and the logit lens (KL of each layer's read-out from the final one).
+- ``engine.power``: power sampling, Metropolis–Hastings over whole sequences targeting
+  p^alpha with token sampling at temperature 1/alpha as the proposal (``power_sample``).
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -54,6 +56,7 @@ from engine.loading import (
     model_tag,
     resolve_model,
 )
+from engine.power import PowerRollout, PowerSettings, power_sample
 from engine.sampling import SamplingConfig, row_seed
 from engine.scheduler import BatchCallback, auto_batch_size, generate_rollouts
 
@@ -69,6 +72,8 @@ __all__ = [
     "LogitsHook",
     "ModelLoadError",
     "ModelSpec",
+    "PowerRollout",
+    "PowerSettings",
     "Rollout",
     "SamplingConfig",
     "auto_batch_size",
@@ -84,6 +89,7 @@ __all__ = [
     "logit_lens_kl",
     "model_depth",
     "model_tag",
+    "power_sample",
     "resolve_model",
     "row_seed",
     "thinking_end_marker",

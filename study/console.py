@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from study import power
 from study.runner import PhaseOutput
 from study.tables import by_budget, ci_text, pct, text_table
 
@@ -38,6 +39,7 @@ def phase_output(label: str, summary: dict, reused: bool, results_dir: Path, tab
         lines.append(f"gold answers fixed: {len(fixed)} of {prov['dataset']['gold_checked']} "
                      f"disagreed with their question's expression ({shown}{more}); "
                      "listed under provenance.dataset.gold_fixed")
+    lines += power.console_lines(prov)
     if prov.get("tokens_per_s"):
         when = "when first run: " if reused else ""
         lines.append(f"{when}generated {prov['generated_tokens']} tokens in "

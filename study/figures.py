@@ -15,6 +15,8 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig6_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
   fig6_depth_accuracy         depth sweep: accuracy vs decoder layers kept, critical depth
   fig7_logit_lens             logit lens: KL(final || layer) per layer, one line per budget
+  fig6_compute_matched        phase 4: accuracy vs tokens spent per problem, every strategy,
+                              Pareto frontier (``figures_compute``)
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -32,6 +34,7 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
+from study.figures_compute import fig6_compute_matched
 from study.figures_depth import fig6_depth_accuracy, fig7_logit_lens
 from study.figures_forcing import fig6_budget_forcing, has_forcing
 from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
@@ -46,8 +49,9 @@ from study.schema import Phase1Summary
 
 __all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
-           "fig5_verification_accuracy", "fig6_budget_forcing", "fig6_curve_fits",
-           "fig6_depth_accuracy", "fig7_emergent_problems", "fig7_logit_lens", "render_all"]
+           "fig5_verification_accuracy", "fig6_budget_forcing", "fig6_compute_matched",
+           "fig6_curve_fits", "fig6_depth_accuracy", "fig7_emergent_problems", "fig7_logit_lens",
+           "render_all"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig7_emergent_problems", "scaling", "emergent problems", fig7_emergent_problems),
     FigureSpec("fig6_depth_accuracy", "depth", "accuracy vs depth", fig6_depth_accuracy),
     FigureSpec("fig7_logit_lens", "lens", "logit lens", fig7_logit_lens),
+    FigureSpec("fig6_compute_matched", "compute", "compute-matched comparison",
+               fig6_compute_matched),
 )
 # Figures of forced runs only (--budget-mode force-end|force-continue), drawn after FIGURES.
 FORCED_FIGURES: tuple[FigureSpec, ...] = (

@@ -22,6 +22,7 @@ from study.results import SUMMARIES, StudyResults
 from study.scaling import scaling_table
 from study.schema import (
     CliffSummary,
+    ComputeSummary,
     GainStep,
     Phase1bSummary,
     Phase1Summary,
@@ -156,11 +157,32 @@ def structure_table(st: StructureSummary) -> str:
     return "\n\n".join(out)
 
 
+def compute_table(cs: ComputeSummary) -> str:
+    points = sorted(cs["points"], key=lambda p: p["tokens_per_problem"])
+    rows = [[p["label"].split(", B=")[0] + (" (oracle)" if p["oracle"] else ""), p["budget"],
+             p["k"], num(p["tokens_per_problem"]), pct(p["accuracy"]),
+             ci_text(p["ci_low"], p["ci_high"]), "✓" if p["pareto"] else ""] for p in points]
+    out = [markdown_table(["Strategy", "B", "k", "Tokens/problem", "Accuracy", "95% CI",
+                           "Pareto"], rows),
+           f"n = {cs['n_problems']} problems, common to every run. Tokens/problem = mean tokens "
+           "spent per problem (k samples: the first k; power sampling: every proposed token). "
+           "The frontier leaves out pass@k (an oracle)."]
+    s = cs.get("power_settings") or {}
+    power = [[r["budget"], r["chains"], pct(r["accuracy"]), num(r["tokens_per_chain"]),
+              num(r["tokens_used"]), num(r["cost_ratio"]), pct(r["acceptance_rate"]),
+              r["proposals"]] for r in by_budget(cs["budgets"])]
+    out.append(markdown_table(["Budget", "Chains", "Accuracy", "Tokens/chain", "Answer tokens",
+                               "Cost ×", "Acceptance", "Proposals"], power))
+    out.append(f"Power sampling: α = {s.get('alpha')}, {s.get('blocks')} blocks, "
+               f"{s.get('mcmc_steps')} MH steps per block; one chain per budget.")
+    return "\n\n".join(out)
+
+
 # One section per registered summary, titled by the registry, in phase order.
 TABLES: dict[str, Callable[[Any], str]] = {
     "phase1": phase1_table, "scaling": scaling_table, "phase1b": phase1b_table,
     "phase2": phase2_table, "phase3": phase3_table, "structure": structure_table,
-    "depth": depth_table, "lens": lens_table,
+    "depth": depth_table, "lens": lens_table, "compute": compute_table,
 }
 
 

@@ -19,6 +19,7 @@ from config import StudyConfig
 from study import store
 from study.schema import (
     CliffSummary,
+    ComputeSummary,
     DepthSummary,
     LensSummary,
     Phase1bSummary,
@@ -74,6 +75,9 @@ SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
     SummaryFile("lens", "logit-lens", "Depth — the logit lens",
                 store.lens_summary_path, "phase_lens.py", LensSummary,
                 ("python phase_lens.py{args}",)),
+    SummaryFile("compute", "phase-4 compute-matched comparison",
+                "Phase 4 — compute-matched comparison", store.phase4_compute_path,
+                "phase4_compute.py", ComputeSummary, ("python phase4_compute.py{args}",)),
 )}
 
 
@@ -127,6 +131,7 @@ class StudyResults:
     structure: StructureSummary | None = None
     depth: DepthSummary | None = None
     lens: LensSummary | None = None
+    compute: ComputeSummary | None = None
     problems: dict[str, str] = field(default_factory=dict)  # why a present file was not read
 
     def summary(self, key: str) -> Any:

@@ -56,6 +56,7 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         **continue_keys(cfg),
         # Only a cut model adds its depth, so full-model fingerprints stay as they were.
         **({"num_layers": cfg.model.num_layers} if cfg.model.num_layers is not None else {}),
+        **decoding_keys(cfg),
     }
 
 
@@ -74,6 +75,15 @@ def rollout_tag(cfg: StudyConfig) -> str:
     if cfg.forcing.budget_mode == "force-end":
         return cfg.replace({"forcing.budget_mode": "truncate"}).model_tag
     return cfg.model_tag
+
+
+def decoding_keys(cfg: StudyConfig) -> dict:
+    """Power sampling's settings (none under plain decoding, so older fingerprints hold)."""
+    if cfg.generation.decoding != "power":
+        return {}
+    p = cfg.power
+    return {"decoding": "power", "power_alpha": p.alpha, "power_blocks": p.blocks,
+            "power_mcmc_steps": p.mcmc_steps}
 
 
 def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],

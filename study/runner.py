@@ -17,6 +17,7 @@ import utils
 from config import StudyConfig
 from study import forcing, grading, stats, store
 from study.datasets import load_dataset
+from study.power import PowerSampling
 from study.rollouts import GenerationPlan, rollout_config
 from study.schema import Record
 from study.strategies import BudgetOutcome, ComputeStrategy, PrefixTruncation, SeedRollouts
@@ -103,6 +104,8 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite, answers)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
+    if strategy is None and cfg.generation.decoding == "power":
+        strategy = PowerSampling(cfg, plan)
     strategy = (strategy or forcing.strategy_for(cfg, plan, seed_rollouts)
                 or PrefixTruncation(cfg, plan, seed_rollouts))
     result = strategy.run(problems)

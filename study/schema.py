@@ -383,7 +383,6 @@ class StructureSummary(TypedDict):
     provenance: Provenance
 
 
-
 # ---------------------------------------------------------------- phase 1: fits and emergence
 
 class FittedModel(TypedDict):
@@ -481,6 +480,8 @@ class ComparisonSummary(TypedDict):
     pairs: list[RunPair]  # every two runs on the same dataset
     figure: list[str]
     provenance: Provenance
+
+
 # ---------------------------------------------------------------- depth: layer truncation
 
 class DepthRow(AccuracyRow):
@@ -545,3 +546,50 @@ class LensSummary(TypedDict):
     budgets: dict[str, LensRow]
     provenance: Provenance
 
+
+# ---------------------------------------------------------------- phase 4: compute-matched
+
+class ComputePoint(TypedDict):
+    """One strategy at one setting: accuracy against mean tokens spent per problem."""
+
+    strategy: str  # "truncation", a budget mode ("force-end"), "majority", "pass", "power"
+    label: str  # the series it belongs to, e.g. "maj@k, B=256"
+    budget: int  # the token budget of each chain
+    k: int  # chains per problem (maj@k / pass@k: k; else 1)
+    accuracy: float
+    ci_low: float | None  # 95 %: Wilson (single chains), bootstrap over problems (the rest)
+    ci_high: float | None
+    tokens_per_problem: float  # mean tokens spent per problem (power: every proposed token)
+    tokens_used: float  # mean answer length of one chain
+    oracle: bool  # pass@k: needs to know which sample is right; left off the frontier
+    pareto: bool  # on the Pareto frontier of the non-oracle points
+
+
+class PowerBudgetRow(TypedDict):
+    """Power sampling at one budget, over the compared problems."""
+
+    budget: int
+    chains: int
+    samples: int  # chains per problem
+    accuracy: float  # mean over chains
+    ci_low: float | None
+    ci_high: float | None
+    tokens_per_chain: float  # every proposed token
+    tokens_used: float  # length of the final chain
+    proposals: int
+    acceptance_rate: float | None
+    cost_ratio: float | None  # tokens_per_chain / tokens_used
+
+
+class ComputeSummary(TypedDict):
+    """``results/phase4_compute_{model}.json``."""
+
+    phase: str  # "phase4_compute"
+    model: str
+    dataset: str
+    n_problems: int  # problems every strategy was scored on
+    strategies: dict[str, str]  # strategy -> the results file(s) it was read from
+    points: list[ComputePoint]
+    budgets: dict[str, PowerBudgetRow]  # power sampling per budget
+    power_settings: dict[str, Any]  # alpha, blocks, mcmc_steps
+    provenance: Provenance

@@ -34,8 +34,6 @@ _TRACKED_PACKAGES = (
 )
 
 
-
-
 # ---------------------------------------------------------------- paths
 
 def phase1_record_path(results_dir: Path, model_tag: str, budget: int) -> Path:
@@ -98,6 +96,15 @@ def depth_summary_path(results_dir: Path, model_tag: str) -> Path:
 
 def lens_summary_path(results_dir: Path, model_tag: str) -> Path:
     return Path(results_dir) / f"lens_summary_{model_tag}.json"
+
+
+def power_rollouts_path(results_dir: Path, phase: str, model_tag: str, budget: int) -> Path:
+    # Power sampling runs one chain per budget, so each budget has its own log.
+    return Path(results_dir) / "rollouts" / f"{phase}_{model_tag}_budget{budget}.jsonl"
+
+
+def phase4_compute_path(results_dir: Path, model_tag: str) -> Path:
+    return Path(results_dir) / f"phase4_compute_{model_tag}.json"
 
 
 def read_records(path: Path) -> list[Record]:

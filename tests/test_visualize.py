@@ -188,9 +188,31 @@ def lens() -> dict:
             "budgets": {"32": row(32, 1.0), "256": row(256, 1.5)}, "provenance": PROV}
 
 
+def compute() -> dict:
+    def point(strategy, label, budget, k, acc, tokens, oracle=False, pareto=False) -> dict:
+        return {"strategy": strategy, "label": label, "budget": budget, "k": k,
+                "accuracy": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1,
+                "tokens_per_problem": tokens, "tokens_used": tokens / k, "oracle": oracle,
+                "pareto": pareto}
+
+    points = [point("truncation", "single chain (truncation)", 64, 1, 0.3, 50, pareto=True),
+              point("truncation", "single chain (truncation)", 128, 1, 0.4, 90, pareto=True),
+              point("majority", "maj@k, B=128", 128, 2, 0.42, 180, pareto=True),
+              point("pass", "pass@k, B=128", 128, 2, 0.6, 180, oracle=True),
+              point("power", "power sampling", 128, 1, 0.41, 900)]
+    row = {"budget": 128, "chains": 6, "samples": 1, "accuracy": 0.41, "ci_low": 0.31,
+           "ci_high": 0.51, "tokens_per_chain": 900.0, "tokens_used": 90.0, "proposals": 96,
+           "acceptance_rate": 0.4, "cost_ratio": 10.0}
+    return {"phase": "phase4_compute", "model": MODEL, "dataset": "arith", "n_problems": 6,
+            "strategies": {"truncation": "r/phase1_combined_x.json"}, "points": points,
+            "budgets": {"128": row}, "power_settings": {"alpha": 4.0, "blocks": 16,
+                                                        "mcmc_steps": 10},
+            "provenance": {"wall_time_s": 1.0}}
+
+
 FIXTURES = {"phase1": lambda: phase1(MODEL, [0.1, 0.3, 0.45, 0.5]), "scaling": scaling_fixture,
             "phase1b": phase1b, "phase2": phase2, "phase3": phase3, "structure": structure,
-            "depth": depth, "lens": lens}
+            "depth": depth, "lens": lens, "compute": compute}
 
 
 def path_of(key: str, results: Path, tag: str = MODEL) -> Path:
@@ -271,7 +293,7 @@ def test_registry_names_file_script_and_command_of_each_summary():
               "phase1b": store.phase1b_summary_path,
               "phase2": store.phase2_analysis_path, "phase3": store.phase3_cliff_summary_path,
               "structure": store.phase3_structure_path, "depth": store.depth_summary_path,
-              "lens": store.lens_summary_path}
+              "lens": store.lens_summary_path, "compute": store.phase4_compute_path}
     assert list(SUMMARIES) == list(stores)  # the order the phases run in
     for key, entry in SUMMARIES.items():
         assert entry.key == key and entry.path(Path("r"), "t") == stores[key](Path("r"), "t")
@@ -305,7 +327,7 @@ def test_load_results_types_every_summary_and_says_why_one_is_absent(dirs):
     assert loaded.phase2 is None and loaded.phase3 is None and loaded.structure is None
     assert loaded.summary("phase1b") is loaded.phase1b
     assert [entry.key for entry, _ in loaded.present()] == ["phase1", "scaling", "phase1b",
-                                                            "depth", "lens"]
+                                                            "depth", "lens", "compute"]
     assert loaded.missing_line("phase2").startswith("no phase-2 error analysis results — run ")
     assert "not valid JSON" in loaded.missing_line("phase3")
     assert "not a phase-3 solution structure summary" in loaded.missing_line("structure")
@@ -360,10 +382,11 @@ SKIPS = [  # (phase file removed, figure it feeds, command the skip line must na
     ("phase3", "fig3_cliff_detail", f"python run_all.py --phase3 --model {MODEL}"),
     ("structure", "fig4_solution_structure", f"python phase3_structure.py --model {MODEL}"),
     ("structure", "fig5_verification_accuracy", f"python phase3_structure.py --model {MODEL}"),
+    ("compute", "fig6_compute_matched", f"python phase4_compute.py --model {MODEL}"),
 ]
 
 
-@pytest.mark.parametrize("removed", [["phase1b", "phase3"], ["phase2", "structure"]])
+@pytest.mark.parametrize("removed", [["phase1b", "phase3"], ["phase2", "structure", "compute"]])
 def test_missing_phase_skips_its_figure_with_the_command(dirs, capsys, removed):
     results, figs = dirs
     for key in removed:
@@ -552,7 +575,7 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     """The phases' own summary functions (not the hand-written fixtures): a key they stop
     writing that the schema promises, or a change that breaks a figure, fails here."""
     import phase1_main
-    from study import cliff, error_analysis, plateau, scaling, structure_analysis
+    from study import cliff, compute, error_analysis, plateau, scaling, structure_analysis
 
     st = dataclasses.replace(StudyConfig().statistics, bootstrap_resamples=50)  # quick CIs
     head = {"model": MODEL, "dataset": "arith", "provenance": PROV}
@@ -582,6 +605,17 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     analysis, _, _ = structure_analysis.analyse(MODEL, MODEL, results,
                                                 lambda t: len(t.split()), confidence=0.95)
     made["structure"] = {**analysis, "provenance": PROV}
+    keep = {f"p{i}" for i in range(6)}
+    points = compute.single_chain_points("truncation", "single chain (truncation)", by_budget,
+                                         None, keep, 0.95) + compute.sample_points(sampled, keep,
+                                                                                   st, 7)
+    chains = {b: [{"problem_id": r["problem_id"], "tokens_proposed": 5 * r["tokens_used"],
+                   "proposals": 4, "accepted": 1} for r in recs] for b, recs in sampled.items()}
+    power_points, power_rows = compute.power_points(sampled, chains, keep, st, 7)
+    compute.mark_pareto(points + power_points)
+    made["compute"] = {"phase": "phase4_compute", **head, "n_problems": 6, "strategies": {},
+                       "points": points + power_points, "budgets": power_rows,
+                       "power_settings": {"alpha": 4.0, "blocks": 16, "mcmc_steps": 10}}
     for key, summary in made.items():
         assert schema_problems(summary, SUMMARIES[key].schema) == [], key
         store.write_json(path_of(key, results), summary)
