@@ -38,6 +38,7 @@ from engine.loading import (
     load_model,
     load_tokenizer,
     model_tag,
+    pick_device,
     resolve_model,
 )
 from engine.sampling import SamplingConfig, row_seed
@@ -62,6 +63,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "model_tag",
+    "pick_device",
     "resolve_model",
     "row_seed",
 ]
