@@ -216,7 +216,7 @@ def _run_own(phase: PhaseRun, strategy: ComputeStrategy, shard: Shard) -> Graded
         if reason is None:
             print(f"shard {shard.label}: reusing its finished file {path}", flush=True)
             return _graded(data)
-        if data.get("fingerprint") != store.fingerprint(phase.config):
+        if isinstance(data, dict) and data.get("fingerprint") != store.fingerprint(phase.config):
             raise ResultsError(f"{path}: {reason}; re-run with the original flags, or pass "
                                "--overwrite to replace it")
     started = time.perf_counter()
