@@ -207,8 +207,9 @@ def _run_own(phase: PhaseRun, strategy: ComputeStrategy, shard: Shard) -> Graded
 
     problems = select(phase.data.problems, shard)
     if not problems:
-        raise ConfigError(f"--shard: shard {shard.label} has no problems (the phase has "
-                          f"{len(phase.data.problems)}); use at most that many shards")
+        n = len(phase.data.problems)
+        raise ConfigError(f"--shard: shard {shard.label} of {phase.plan.phase} has no problems "
+                          f"({phase.plan.phase} has {n}); use at most {n} shards (processes)")
     path = shard_file(phase, shard.index, shard.count)
     if path.exists() and not phase.cfg.run.overwrite:
         data = store.read_json(path)

@@ -232,3 +232,15 @@ def test_a_killed_shard_resumes_and_merges_into_the_single_process_files(tiny_mo
     assert_same_results(killed, single)
     shard0 = store.read_json(next((killed / "shards").glob("*.shard0of2.json")))
     assert shard0["stats"]["rollouts_resumed_or_reused"] >= done_before
+
+
+def test_quantised_weights_go_to_the_ranks_own_gpu(monkeypatch):
+    """Under accelerate each rank's current CUDA device is its own; "cuda" without an index
+    must place nf4/int8 weights there, not on GPU 0."""
+    import torch
+
+    from engine import loading
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert loading.load_kwargs("nf4", torch.device("cuda"))["device_map"] == {"": 3}
+    assert loading.load_kwargs("int8", torch.device("cuda:1"))["device_map"] == {"": 1}
