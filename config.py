@@ -259,6 +259,14 @@ class RunOptions:
     overwrite: bool = opt(False, flag="--overwrite",  # finished phases are reused by default
                           help="discard finished or partial results and start over")
     quiet: bool = opt(False, flag="--quiet", help="no progress bars")  # bars help long runs
+    # None: this process takes every problem (an accelerate launch still splits them by rank).
+    shard: str | None = opt(None, flag="--shard",
+                            help="run shard i of n only (i/n, 0-based, e.g. 0/4: the problems "
+                            "whose index is i mod n); the last shard to finish merges (default: "
+                            "every problem, or this accelerate rank's share)")
+    merge: bool = opt(False, flag="--merge",  # shards merge themselves when all are present
+                      help="generating phases only merge their shard files (every shard must "
+                      "be present); nothing is generated")
 
 
 @dataclass(frozen=True)

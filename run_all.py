@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from config import DEMO_CONFIG, StudyConfig, load_yaml
-from study import grid
+from study import grid, sharding
 from study.annotation_queue import GATE_EXIT_CODE, annotation_gate
 from study.cli import USER_ERRORS, config_from_args, config_parser, fail
 
@@ -35,6 +35,9 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "phase2_prepare": ("phase2_prepare",), "phase3": ("phase3_cliff", "phase3_structure"),
     "phase2_analyze": ("phase2_analyze",), "visualize": ("visualize",),
 }
+# The scripts that generate (and so shard, under --shard or accelerate launch); the others read
+# merged results and run once, after the merge.
+GENERATING_SCRIPTS = ("phase1_main", "phase1b_stochastic", "phase3_cliff")
 STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase2_prepare": "write annotation TSVs", "phase2_analyze": "analyse labelled TSVs",
              "phase3": "cliff + solution structure", "visualize": "figures + report"}
@@ -71,7 +74,12 @@ def run_steps(cfg: StudyConfig, steps: list[str], gated: bool,
     Returns 0, or GATE_EXIT_CODE when labels are missing (the figures of finished phases are
     drawn first, so a waiting study still shows what it has).
     """
+    whole_study = sharding.runs_whole_study(cfg)
     for step in steps:
+        # A shard (array job or accelerate rank > 0) runs only the generating scripts.
+        scripts = tuple(m for m in SCRIPTS[step] if whole_study or m in GENERATING_SCRIPTS)
+        if not scripts:
+            continue
         if step == "phase2_analyze" and gated:
             gate = annotation_gate(cfg, "python " + " ".join(sys.argv))
             if gate == GATE_EXIT_CODE:
@@ -81,7 +89,7 @@ def run_steps(cfg: StudyConfig, steps: list[str], gated: bool,
         # In a gated run the gate does the auto-annotation (and says how many rows it filled).
         step_cfg = (cfg.replace({"annotation.auto_annotate": False})
                     if gated and step == "phase2_prepare" else cfg)
-        for module_name in SCRIPTS[step]:
+        for module_name in scripts:
             run(module_name, step_cfg)
     return 0
 

@@ -54,6 +54,7 @@ from engine.loading import (
     load_model,
     load_tokenizer,
     model_tag,
+    pick_device,
     resolve_model,
 )
 from engine.power import PowerRollout, PowerSettings, power_sample
@@ -90,6 +91,7 @@ __all__ = [
     "model_depth",
     "model_tag",
     "power_sample",
+    "pick_device",
     "resolve_model",
     "row_seed",
     "thinking_end_marker",

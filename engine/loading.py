@@ -151,7 +151,9 @@ def load_kwargs(precision: str, device: torch.device) -> dict:
                                    bnb_4bit_use_double_quant=True)
     else:
         quant = BitsAndBytesConfig(load_in_8bit=True)
-    return {"quantization_config": quant, "device_map": {"": device.index or 0},
+    # "cuda" without an index is the current device (a data-parallel rank sets its own).
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return {"quantization_config": quant, "device_map": {"": index},
             "dtype": torch.bfloat16}
 
 

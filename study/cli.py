@@ -18,6 +18,7 @@ from typing import Any
 
 import utils
 from config import DATASETS, StudyConfig, field_type, fields_of, from_mapping, load_yaml, nest
+from study import sharding
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
 from study.problems import is_local_dataset
 
@@ -167,6 +168,7 @@ def validate(cfg: StudyConfig) -> None:
                           ".jsonl/.json/.csv/.parquet file")
     if is_local_dataset(dataset) and not Path(dataset).exists():
         raise ConfigError(f"--dataset {dataset}: file not found")
+    sharding.check(cfg)  # --shard i/n well formed, not with --merge
     if cfg.data.answer_kind != "numeric" and not is_local_dataset(dataset):
         raise ConfigError(f"--answer-kind {cfg.data.answer_kind}: only for a local --dataset "
                           f"file; {dataset} declares its own answer kind")

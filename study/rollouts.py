@@ -14,7 +14,7 @@ from pathlib import Path
 
 import utils
 from config import StudyConfig
-from study import store
+from study import sharding, store
 from study.datasets import load_problems, rollout_keys
 from study.problems import Problem
 
@@ -94,9 +94,10 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
     ``seed_rollouts`` are rollouts taken from another phase (phase 3 reusing phase 1).
     """
     config = rollout_config(cfg, plan, problems)
-    log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg)),
+    whole = store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg))
+    log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
                            {"kind": "rollouts", "fingerprint": store.fingerprint(config),
-                            "config": config})
+                            "config": config, **sharding.log_header(cfg)})
     if cfg.run.overwrite:
         log.delete()
     done = log.load()
@@ -174,10 +175,13 @@ def reuse_mismatch(source: dict, target: dict) -> str | None:
     return None
 
 
-def _source_prompts(data_dir: Path, source: dict) -> dict[str, str] | None:
-    """problem_id -> prompt of the source phase's problem set, if it reloads to the same prompts."""
-    problems = load_problems(source["dataset"], source.get("num_samples"), source["seed"],
-                             data_dir, source.get("answer_kind", "numeric"))
+def _source_prompts(data_dir: Path, source: dict,
+                    shard: str | None = None) -> dict[str, str] | None:
+    """problem_id -> prompt of the source phase's problem set (of its ``shard`` "i/n" when the
+    log is a shard's), if it reloads to the same prompts."""
+    problems = sharding.select(load_problems(source["dataset"], source.get("num_samples"),
+                                             source["seed"], data_dir,
+                                             source.get("answer_kind", "numeric")), shard)
     if store.fingerprint([p.prompt for p in problems]) != source.get("prompts"):
         return None
     return {p.problem_id: p.prompt for p in problems}
@@ -188,13 +192,15 @@ def rollouts_from_phase(cfg: StudyConfig, plan: GenerationPlan, source_phase: st
     """The rollouts another phase already made that this plan needs, when they are identical
     to what it would generate. Rollouts longer than its budget are fine: budgets are prefixes.
     """
-    path = store.rollouts_path(cfg.paths.results_dir, source_phase, rollout_tag(cfg))
+    path = sharding.source_log_path(
+        cfg, store.rollouts_path(cfg.paths.results_dir, source_phase, rollout_tag(cfg)))
     if not path.exists():
         return ReusedRollouts({}, None, f"no {source_phase} rollouts at {path}")
     header = store.read_rollout_header(path)
     source = header.get("config", {})
     mismatch = reuse_mismatch(source, rollout_config(cfg, plan, problems))
-    if mismatch is None and (prompts := _source_prompts(cfg.paths.data_dir, source)) is None:
+    if mismatch is None and (prompts := _source_prompts(cfg.paths.data_dir, source,
+                                                        header.get("shard"))) is None:
         mismatch = "its problem set no longer reloads to the same prompts"
     if mismatch is not None:
         return ReusedRollouts({}, None, f"{path}: {mismatch}")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import utils
 from config import StudyConfig
-from study import forcing, grading, stats, store
-from study.datasets import load_dataset
+from study import forcing, grading, sharding, stats, store
+from study.datasets import LoadedDataset, load_dataset
 from study.power import PowerSampling
+from study.problems import Problem
 from study.rollouts import GenerationPlan, rollout_config
 from study.schema import Record
 from study.strategies import BudgetOutcome, ComputeStrategy, PrefixTruncation, SeedRollouts
@@ -94,13 +95,15 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     """Run (or resume, or reuse) one budget phase and write its record files and summary.
 
     ``strategy`` defaults to prefix truncation of rollouts (``seed_rollouts`` may supply some).
+    With ``--shard``/``--merge`` or under ``accelerate launch``, ``study.sharding`` runs this
+    process's share of the problems and merges the shards into the same files.
     """
     started = time.perf_counter()
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
                         cfg.data.answer_kind, cfg.data.source)
-    problems = data.problems
-    config = {**rollout_config(cfg, plan, problems), **forcing.reading_keys(cfg)}
-    answers = store.fingerprint([p.answer for p in problems])
+    config = {**rollout_config(cfg, plan, data.problems), **forcing.reading_keys(cfg)}
+    answers = store.fingerprint([p.answer for p in data.problems])
+    shard = sharding.current(cfg)  # before any model loads: a rank picks its own GPU
     finished = check_finished(summary_path, config, plan.budgets, cfg.run.overwrite, answers)
     if finished is not None:
         return PhaseOutput(finished, reused=True)
@@ -108,27 +111,78 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
         strategy = PowerSampling(cfg, plan)
     strategy = (strategy or forcing.strategy_for(cfg, plan, seed_rollouts)
                 or PrefixTruncation(cfg, plan, seed_rollouts))
+    phase = PhaseRun(cfg, plan, data, config, answers, record_path, summary_path, summarize,
+                     started)
+    if shard is not None or cfg.run.merge:
+        return sharding.run_sharded(phase, strategy, shard)
+    return phase.write(graded_run(strategy, data.problems, plan.budgets))
+
+
+@dataclass
+class GradedRun:
+    """A strategy's outcomes graded into records, with what the provenance block reports."""
+
+    by_budget: dict[int, list[Record]]  # budget -> records in (problem, sample) order
+    tokens_spent: dict[str, int]  # budget -> generated tokens its outcomes cost
+    stats: dict  # generation stats (``device`` among them)
+    reused_from: str | None
+    strategy: str
+
+
+def graded_run(strategy: ComputeStrategy, problems: list[Problem],
+               budgets: tuple[int, ...]) -> GradedRun:
+    """Run the strategy on ``problems`` and grade every outcome."""
     result = strategy.run(problems)
-    by_budget = {b: [graded_record(o, b) for o in result.outcomes[b]] for b in plan.budgets}
-    paths = [record_path(b) for b in plan.budgets]
-    for budget, path in zip(plan.budgets, paths):
-        store.write_json(path, by_budget[budget])
-    summary = {"phase": plan.phase, "model": cfg.model.name, "dataset": cfg.data.dataset,
-               **summarize(by_budget), **forcing.summary_block(cfg, by_budget)}
-    spent = {str(b): sum(o.tokens_spent for o in result.outcomes[b]) for b in plan.budgets}
-    summary["provenance"] = store.provenance(
-        cfg.to_dict(), seed=cfg.seed, wall_time_s=time.perf_counter() - started,
-        device=result.stats.pop("device", None), record_files=paths,
-        extra={"fingerprint": store.fingerprint(config), "rollout_config": config,
-               "dataset": data.info, "answers": answers,
-               "budgets": list(plan.budgets), "strategy": strategy.name,
-               "tokens_spent": spent, "reused_rollouts_from": result.reused_from,
-               "num_layers": cfg.model.num_layers,
-               "model_layers": utils.model_depth(cfg.model.name, cfg.paths.data_dir),
-               **result.stats},
-    )
-    store.write_json(summary_path, summary)
-    return PhaseOutput(summary, reused=False)
+    by_budget = {b: [graded_record(o, b) for o in result.outcomes[b]] for b in budgets}
+    spent = {str(b): sum(o.tokens_spent for o in result.outcomes[b]) for b in budgets}
+    return GradedRun(by_budget, spent, result.stats, result.reused_from, strategy.name)
+
+
+@dataclass
+class PhaseRun:
+    """One generating phase being run: what it needs to write its files (shared by the
+    single-process path and the shard merge, so both write the very same files)."""
+
+    cfg: StudyConfig
+    plan: GenerationPlan
+    data: LoadedDataset
+    config: dict  # rollout_config over every problem of the phase
+    answers: str  # fingerprint of the gold answers the records were graded against
+    record_path: Callable[[int], Path]
+    summary_path: Path
+    summarize: Summarize
+    started: float  # perf_counter at the start
+
+    def summary(self, run: GradedRun, record_files: list[Path], extra: dict | None = None,
+                wall_time_s: float | None = None) -> dict:
+        """The phase summary of ``run`` with its provenance block (nothing is written)."""
+        stats, cfg = dict(run.stats), self.cfg
+        summary = {"phase": self.plan.phase, "model": cfg.model.name,
+                   "dataset": cfg.data.dataset, **self.summarize(run.by_budget),
+                   **forcing.summary_block(cfg, run.by_budget)}
+        wall = time.perf_counter() - self.started if wall_time_s is None else wall_time_s
+        summary["provenance"] = store.provenance(
+            cfg.to_dict(), seed=cfg.seed, wall_time_s=wall,
+            device=stats.pop("device", None), record_files=record_files,
+            extra={"fingerprint": store.fingerprint(self.config), "rollout_config": self.config,
+                   "dataset": self.data.info, "answers": self.answers,
+                   "budgets": list(self.plan.budgets), "strategy": run.strategy,
+                   "tokens_spent": run.tokens_spent, "reused_rollouts_from": run.reused_from,
+                   "num_layers": cfg.model.num_layers,
+                   "model_layers": utils.model_depth(cfg.model.name, cfg.paths.data_dir),
+                   **stats, **(extra or {})},
+        )
+        return summary
+
+    def write(self, run: GradedRun, extra: dict | None = None,
+              wall_time_s: float | None = None) -> PhaseOutput:
+        """Write one record file per budget, then the summary (last: it marks the phase done)."""
+        paths = [self.record_path(b) for b in self.plan.budgets]
+        for budget, path in zip(self.plan.budgets, paths):
+            store.write_json(path, run.by_budget[budget])
+        summary = self.summary(run, paths, extra, wall_time_s)
+        store.write_json(self.summary_path, summary)
+        return PhaseOutput(summary, reused=False)
 
 
 def budget_table_rows(records: list[Record], confidence: float) -> dict:

@@ -109,6 +109,36 @@ class Provenance(TypedDict, total=False):
     tokens_per_s: float | None
     batch_size: int
     rules: str  # phase 3 structure
+    shards: ShardProvenance  # a phase merged from shards (study.sharding)
+
+
+class ShardProvenance(TypedDict):
+    """How a merged phase was split: ``count`` shards, made by jobs of ``world_size`` processes."""
+
+    count: int
+    world_size: list[int]  # accelerate processes of the job that made each shard (1: none)
+    files: dict[str, str]  # shard file name -> sha256
+
+
+class ShardFile(TypedDict):
+    """One shard of a generating phase (``results/shards/{summary}.shard{i}of{n}.json``):
+    a header naming the shard and the configuration, then its graded records."""
+
+    kind: str  # "shard"
+    shard: str  # "i/n"
+    index: int
+    count: int
+    fingerprint: str  # the phase's rollout fingerprint (the summary's), not the shard's own
+    rollout_config: dict[str, Any]  # what the fingerprint covers (to name what changed)
+    budgets: list[int]
+    strategy: str
+    world_size: int
+    problem_ids: list[str]  # this shard's problems, in phase order
+    wall_time_s: float
+    tokens_spent: dict[str, int]
+    stats: dict[str, Any]  # generation stats, as the provenance block reports them
+    reused_rollouts_from: str | None
+    records: dict[str, list[Record]]  # budget -> this shard's records, (problem, sample) order
 
 
 # ---------------------------------------------------------------- phases 1 and 3: accuracy

@@ -124,6 +124,12 @@ def rollouts_path(results_dir: Path, phase: str, model_tag: str) -> Path:
     return Path(results_dir) / "rollouts" / f"{phase}_{model_tag}.jsonl"
 
 
+def shard_path(results_dir: Path, whole: Path, index: int, count: int) -> Path:
+    """Shard ``index`` of ``count`` of the file ``whole`` (a phase summary or a rollout log)."""
+    whole = Path(whole)
+    return Path(results_dir) / "shards" / f"{whole.stem}.shard{index}of{count}{whole.suffix}"
+
+
 # ---------------------------------------------------------------- atomic JSON
 
 def atomic_write_text(path: Path, text: str) -> None:
