@@ -55,8 +55,10 @@ def run(cfg: StudyConfig) -> Phase1Summary:
         store.phase1_combined_path(results, tag),
         lambda by_budget: summarize(by_budget, cfg.statistics.confidence))
     summary = console.show_phase("phase 1", output, results, format_table(output.summary))
-    # Curve fits and per-problem emergence, from the records just written (or reused).
-    print(scaling.format_scaling(scaling.analyse(cfg)))
+    # Curve fits and per-problem emergence, from the records just written (or reused); a shard
+    # still waiting for the others has no combined records yet.
+    if store.phase1_combined_path(results, tag).exists():
+        print(scaling.format_scaling(scaling.analyse(cfg)))
     return summary
 
 
