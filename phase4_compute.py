@@ -12,7 +12,7 @@ marked. Existing results are reused; only the power-sampling runs are generated 
 they are the phase-1b plan (--stochastic-budgets, --samples, --stochastic-num-samples) under
 --decoding power, the same files `phase1b_stochastic.py --decoding power` writes. All strategies
 are scored on the problems every run has. Writes results/phase4_compute_{model}.json;
-`visualize.py` draws fig6_compute_matched from it.
+`visualize.py` draws fig11_compute_matched from it.
 """
 
 from __future__ import annotations

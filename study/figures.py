@@ -12,10 +12,10 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig5_verification_accuracy  phase 3: accuracy with vs without verification
   fig6_curve_fits             phase 1: log-linear / piecewise / saturating fits over the curve
   fig7_emergent_problems      phase 1: the most emergent problems, and who carries the cliff
-  fig6_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
-  fig6_depth_accuracy         depth sweep: accuracy vs decoder layers kept, critical depth
-  fig7_logit_lens             logit lens: KL(final || layer) per layer, one line per budget
-  fig6_compute_matched        phase 4: accuracy vs tokens spent per problem, every strategy,
+  fig8_budget_forcing         forced runs only: truncate vs forced accuracy, p_gold and entropy
+  fig9_depth_accuracy         depth sweep: accuracy vs decoder layers kept, critical depth
+  fig10_logit_lens             logit lens: KL(final || layer) per layer, one line per budget
+  fig11_compute_matched        phase 4: accuracy vs tokens spent per problem, every strategy,
                               Pareto frontier (``figures_compute``)
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
@@ -34,9 +34,9 @@ from matplotlib.figure import Figure
 
 from study.figure_style import save_figure
 from study.figures_accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
-from study.figures_compute import fig6_compute_matched
-from study.figures_depth import fig6_depth_accuracy, fig7_logit_lens
-from study.figures_forcing import fig6_budget_forcing, has_forcing
+from study.figures_compute import fig11_compute_matched
+from study.figures_depth import fig9_depth_accuracy, fig10_logit_lens
+from study.figures_forcing import fig8_budget_forcing, has_forcing
 from study.figures_scaling import fig6_curve_fits, fig7_emergent_problems
 from study.figures_solutions import (
     fig2_error_distribution,
@@ -49,8 +49,8 @@ from study.schema import Phase1Summary
 
 __all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
-           "fig5_verification_accuracy", "fig6_budget_forcing", "fig6_compute_matched",
-           "fig6_curve_fits", "fig6_depth_accuracy", "fig7_emergent_problems", "fig7_logit_lens",
+           "fig5_verification_accuracy", "fig8_budget_forcing", "fig11_compute_matched",
+           "fig6_curve_fits", "fig9_depth_accuracy", "fig7_emergent_problems", "fig10_logit_lens",
            "render_all"]
 
 
@@ -77,14 +77,14 @@ FIGURES: tuple[FigureSpec, ...] = (
                fig5_verification_accuracy),
     FigureSpec("fig6_curve_fits", "scaling", "curve fits", fig6_curve_fits),
     FigureSpec("fig7_emergent_problems", "scaling", "emergent problems", fig7_emergent_problems),
-    FigureSpec("fig6_depth_accuracy", "depth", "accuracy vs depth", fig6_depth_accuracy),
-    FigureSpec("fig7_logit_lens", "lens", "logit lens", fig7_logit_lens),
-    FigureSpec("fig6_compute_matched", "compute", "compute-matched comparison",
-               fig6_compute_matched),
+    FigureSpec("fig9_depth_accuracy", "depth", "accuracy vs depth", fig9_depth_accuracy),
+    FigureSpec("fig10_logit_lens", "lens", "logit lens", fig10_logit_lens),
+    FigureSpec("fig11_compute_matched", "compute", "compute-matched comparison",
+               fig11_compute_matched),
 )
 # Figures of forced runs only (--budget-mode force-end|force-continue), drawn after FIGURES.
 FORCED_FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("fig6_budget_forcing", "phase1", "budget forcing", fig6_budget_forcing,
+    FigureSpec("fig8_budget_forcing", "phase1", "budget forcing", fig8_budget_forcing,
                inline=True, when=has_forcing),
 )
 
@@ -105,7 +105,7 @@ def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
             skipped.append(f"{stem}: {results.missing_line(spec.needs)}")
             continue
         if spec.when is not None and not spec.when(summary):
-            continue  # e.g. figure 6 of a truncation run: there is nothing to draw
+            continue  # e.g. figure 8 of a truncation run: there is nothing to draw
         figure = spec.draw([summary, *overlay] if spec.overlay else summary)
         paths = save_figure(figure, stem, figures_dir, formats)
         saved.append(FigureFiles(stem, spec.title, paths, spec.inline))

@@ -1,4 +1,4 @@
-"""Figure 6: the compute-matched comparison, drawn from the phase-4 summary only."""
+"""Figure 11: the compute-matched comparison, drawn from the phase-4 summary only."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _series(points: list[ComputePoint]) -> dict[str, list[ComputePoint]]:
 
 
 @in_style
-def fig6_compute_matched(summary: ComputeSummary) -> Figure:
+def fig11_compute_matched(summary: ComputeSummary) -> Figure:
     """Accuracy (95% CI) against mean tokens spent per problem, one series per strategy, log2 x
     axis; the Pareto frontier of the non-oracle points as a grey step line with rings."""
     fig, (ax,) = styled(5.6, 4.0)

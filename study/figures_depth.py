@@ -1,5 +1,5 @@
-"""Compute along depth: accuracy against the layers kept (figure 6) and the logit lens
-(figure 7). Each is drawn from one summary only (``DepthSummary``, ``LensSummary``)."""
+"""Compute along depth: accuracy against the layers kept (figure 9) and the logit lens
+(figure 10). Each is drawn from one summary only (``DepthSummary``, ``LensSummary``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from study.tables import by_budget
 
 
 @in_style
-def fig6_depth_accuracy(summary: DepthSummary) -> Figure:
+def fig9_depth_accuracy(summary: DepthSummary) -> Figure:
     """Accuracy (Wilson 95% CI) against decoder layers kept, one line per budget; the critical
     depth (fewest layers within the best depth's CI) starred."""
     fig, (ax,) = styled(3.6, 2.8)
@@ -51,7 +51,7 @@ def fig6_depth_accuracy(summary: DepthSummary) -> Figure:
 
 
 @in_style
-def fig7_logit_lens(summary: LensSummary) -> Figure:
+def fig10_logit_lens(summary: LensSummary) -> Figure:
     """KL(final || layer) per layer, one line per budget (log scale; the last layer's KL is 0
     by construction and is left off)."""
     fig, (ax,) = styled(3.6, 2.8)

@@ -1,5 +1,5 @@
 """Budget forcing: accuracy vs budget for the truncation reading and the forced answer of the
-same rollouts, with the gold answer's probability on the same budgets (figure 6).
+same rollouts, with the gold answer's probability on the same budgets (figure 8).
 
 Drawn from a forced phase-1 summary alone (its ``forcing`` block holds the truncation curve and
 the continuous metrics, ``study.forcing.summary_block``).
@@ -25,12 +25,12 @@ from study.tables import by_budget
 
 
 def has_forcing(summary: Phase1Summary) -> bool:
-    """Figure 6 exists only for forced runs (--budget-mode force-end|force-continue)."""
+    """Figure 8 exists only for forced runs (--budget-mode force-end|force-continue)."""
     return "forcing" in summary
 
 
 @in_style
-def fig6_budget_forcing(summary: Phase1Summary) -> Figure:
+def fig8_budget_forcing(summary: Phase1Summary) -> Figure:
     """Top: accuracy of both readings (forced with its 95% Wilson band); bottom: mean p_gold
     (bootstrap band) and mean entropy of the forced answers."""
     block = summary["forcing"]

@@ -157,13 +157,13 @@ def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_f
     assert block["n"] == 6 and block["p_gold_ci_low"] <= block["p_gold"] <= block["p_gold_ci_high"]
     assert summary["provenance"]["strategy"] == "force-end"
     assert summary["provenance"]["rollouts_generated"] == 0  # truncation's rollouts, reused
-    # figure 6 is drawn from the forced summary alone, and only for forced runs
+    # figure 8 is drawn from the forced summary alone, and only for forced runs
     from study import figures, report
     from study.results import StudyResults
 
     forced_results = StudyResults(str(tiny_model_dir), f"{tag}-force-end", results, phase1=summary)
     saved, _ = figures.render_all(forced_results, tmp_path / "fig", ["png"])
-    assert f"fig6_budget_forcing_{tag}-force-end" in [f.stem for f in saved]
+    assert f"fig8_budget_forcing_{tag}-force-end" in [f.stem for f in saved]
     text = report.build_report(forced_results, saved, [], tmp_path)
     assert "## Budget forcing" in text and "| 12 |" in text and "Mode **force-end**" in text
     plain_results = StudyResults(str(tiny_model_dir), tag, results,

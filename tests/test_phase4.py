@@ -112,7 +112,7 @@ def test_phase4_summary_and_figure(study, tmp_path, capsys):
     figures = tmp_path / "figs"
     assert visualize.main(["--model", str(model), "--results-dir", str(results),
                            "--figures-dir", str(figures), "--format", "png"]) == 0
-    assert (figures / f"fig6_compute_matched_{base}.png").exists()
+    assert (figures / f"fig11_compute_matched_{base}.png").exists()
     report = (results / f"report_{base}.md").read_text()
     assert "Phase 4 — compute-matched comparison" in report and "Acceptance" in report
 

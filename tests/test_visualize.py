@@ -382,7 +382,7 @@ SKIPS = [  # (phase file removed, figure it feeds, command the skip line must na
     ("phase3", "fig3_cliff_detail", f"python run_all.py --phase3 --model {MODEL}"),
     ("structure", "fig4_solution_structure", f"python phase3_structure.py --model {MODEL}"),
     ("structure", "fig5_verification_accuracy", f"python phase3_structure.py --model {MODEL}"),
-    ("compute", "fig6_compute_matched", f"python phase4_compute.py --model {MODEL}"),
+    ("compute", "fig11_compute_matched", f"python phase4_compute.py --model {MODEL}"),
 ]
 
 
@@ -631,14 +631,14 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
 
 def test_depth_figures_and_report_sections(rendered):
     results, figs = rendered
-    fig = figures.fig6_depth_accuracy(depth())
+    fig = figures.fig9_depth_accuracy(depth())
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["12", "18", "24", "30"]
     assert "critical depth (24 layers)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    lens_ax = figures.fig7_logit_lens(lens()).axes[0]
+    lens_ax = figures.fig10_logit_lens(lens()).axes[0]
     assert lens_ax.get_yscale() == "log" and len(lens_ax.get_lines()) == 2
     assert list(lens_ax.get_lines()[0].get_ydata()) == [8.0, 5.0, 0.5]  # the final 0 left off
     text = (results / f"report_{MODEL}.md").read_text()
     assert "| **24** | 30.0% | [20.0, 40.0] | 204.8 | 50% | 40 |" in text
     assert "| 2 | 5.000 | 7.500 |" in text and "32 tokens: layer 2 → 3" in text
-    assert (figs / f"fig7_logit_lens_{MODEL}.png").exists()
+    assert (figs / f"fig10_logit_lens_{MODEL}.png").exists()
