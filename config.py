@@ -12,14 +12,12 @@ Nothing here is mutated at run time: ``StudyConfig.replace`` and ``from_mapping`
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.config_mapping import apply_mapping, nest, plain, read_yaml
 from study.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
-from study.errors import ConfigError
 from utils import KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
 
 # Root of the repository: default folders are resolved against it so phases work from any cwd.
@@ -302,7 +300,7 @@ class StudyConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict (paths as strings, tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def replace(self, changes: dict[str, Any]) -> StudyConfig:
         """A copy with dotted keys changed: ``{"model.name": "qwen-7b", "seed": 1}``."""
@@ -324,109 +322,12 @@ class StudyConfig:
         return tag
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def nest(dotted: dict[str, Any]) -> dict[str, Any]:
-    """``{"model.name": x}`` -> ``{"model": {"name": x}}`` (dotted keys as a nested mapping)."""
-    out: dict[str, Any] = {}
-    for key, value in dotted.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def fields_of(section: type) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(section)}
-
-
-def field_type(cls: type, name: str) -> Any:
-    """The resolved annotation of a dataclass field (``from __future__`` makes them strings)."""
-    return typing.get_type_hints(cls)[name]
-
-
-def coerce(value: Any, hint: Any, where: str) -> Any:
-    """A YAML or flag value as the field's type; ConfigError naming ``where`` otherwise."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return coerce(value, inner[0], where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(coerce(v, args[0], where) for v in value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {coerce(k, args[0], where): coerce(v, args[1], where) for k, v in value.items()}
-    if hint is Path:
-        return Path(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint in (int, float, str):
-        try:
-            if hint is int and (isinstance(value, bool) or float(value) != int(value)):
-                raise ValueError
-            return hint(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
-    return value
-
-
-def from_mapping(data: dict[str, Any], base: Any = None, source: str = "config",
-                 cls: type = StudyConfig, prefix: str = "") -> Any:
-    """``base`` (default: the defaults) with the nested ``data`` applied; unknown keys and
-    wrongly typed values raise ConfigError naming ``source`` and the dotted key."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping")
-    base = base if base is not None else cls()
-    known = fields_of(cls)
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        where = f"{source}: {prefix}{key}"
-        if key not in known:
-            hint = ", ".join(sorted(known))
-            raise ConfigError(f"{where}: unknown key (known here: {hint})")
-        hint = field_type(cls, key)
-        if dataclasses.is_dataclass(hint):
-            changes[key] = from_mapping(value, getattr(base, key), source, hint, f"{prefix}{key}.")
-        else:
-            changes[key] = coerce(value, hint, where)
-            if key == "budgets" and changes[key] is not None:  # a grid: sorted, no repeats
-                changes[key] = tuple(sorted(set(changes[key])))
-            choices = known[key].metadata.get("choices")
-            values = changes[key] if isinstance(changes[key], tuple) else (changes[key],)
-            if choices and any(v not in choices for v in values):
-                raise ConfigError(f"{where}: {changes[key]!r} is not one of {', '.join(choices)}")
-    return dataclasses.replace(base, **changes)
+def from_mapping(data: dict[str, Any], base: StudyConfig | None = None,
+                 source: str = "config") -> StudyConfig:
+    """``base`` (default: the defaults) with the nested ``data`` applied (see config_mapping)."""
+    return apply_mapping(data, base if base is not None else StudyConfig(), source)
 
 
 def load_yaml(path: Path, base: StudyConfig | None = None) -> StudyConfig:
     """A StudyConfig from a YAML file (missing keys keep ``base``'s values)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", exc)
-        raise ConfigError(f"{path}{line}: not valid YAML ({problem})") from None
-    return from_mapping(data, base=base, source=str(path))
+    return from_mapping(read_yaml(path), base, str(Path(path)))

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import utils
-from config import DATASETS, StudyConfig, field_type, fields_of, from_mapping, load_yaml, nest
+from config import DATASETS, StudyConfig, from_mapping, load_yaml, nest
 from study import sharding
+from study.config_mapping import field_type, fields_of
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
 from study.problems import is_local_dataset
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import config
 import phase1b_stochastic
 import phase3_cliff
 import run_all
 from config import DEMO_CONFIG, StudyConfig, from_mapping, load_yaml
+from study import config_mapping
 from study.cli import config_from_args
 from study.errors import ConfigError
 
@@ -23,8 +23,8 @@ def parse(parser, argv, base=None) -> StudyConfig:
 def leaf_fields(cls=StudyConfig, prefix=""):
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(f.type if not isinstance(f.type, str) else
-                                    config.field_type(cls, f.name)):
-            yield from leaf_fields(config.field_type(cls, f.name), f"{prefix}{f.name}.")
+                                    config_mapping.field_type(cls, f.name)):
+            yield from leaf_fields(config_mapping.field_type(cls, f.name), f"{prefix}{f.name}.")
         else:
             yield f"{prefix}{f.name}", f
 
