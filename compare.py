@@ -25,7 +25,7 @@ from study.errors import ResultsError
 from study.figure_style import display_name, save_figure
 from study.figures_scaling import fig_compare_runs
 from study.results import tags_with
-from study.schema import ComparisonSummary, ScalingSummary
+from study.schema_analyses import ComparisonSummary, ScalingSummary
 from study.tables import num, pct, text_table
 
 

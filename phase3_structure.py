@@ -29,7 +29,7 @@ import utils
 from config import StudyConfig
 from study import store
 from study.cli import config_parser, run_command
-from study.schema import StructureSummary
+from study.schema_analyses import StructureSummary
 from study.structure_analysis import analyse
 from study.tables import MISSING, finite, num, pct
 

@@ -25,7 +25,7 @@ from study import compute, plateau, runner, store
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
 from study.results import how_to_make
-from study.schema import ComputeSummary
+from study.schema_analyses import ComputeSummary
 from study.tables import ci_text, num, pct, text_table
 
 PHASE = "phase4"

@@ -21,7 +21,7 @@ import sys
 from config import StudyConfig
 from study import depth
 from study.cli import config_parser, run_command
-from study.schema import DepthSummary
+from study.schema_analyses import DepthSummary
 
 # The model (every field but num_layers: the sweep sets it), data, decoding, the sweep, paths.
 SHOWN = ("seed", "model.name", "model.precision", "model.device", "model.batch_size",

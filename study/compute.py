@@ -23,7 +23,8 @@ import numpy as np
 
 from config import StatisticsConfig
 from study import plateau, stats, store
-from study.schema import ComputePoint, PowerBudgetRow, Record
+from study.schema import Record
+from study.schema_analyses import ComputePoint, PowerBudgetRow
 from study.tables import by_budget
 
 # A phase-1 file of the same model under another budget mode: "{model}-{mode}" with a mode made

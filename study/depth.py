@@ -17,7 +17,8 @@ from config import StudyConfig
 from study import rollouts, runner, stats, store
 from study.errors import ConfigError
 from study.rollouts import GenerationPlan
-from study.schema import DepthRun, DepthSummary, Record
+from study.schema import Record
+from study.schema_analyses import DepthRun, DepthSummary
 from study.tables import ci_text, num, pct, text_table
 
 PHASE = "depth"

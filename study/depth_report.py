@@ -3,7 +3,7 @@ the logit lens. ``study.report`` registers them next to the phases' tables."""
 
 from __future__ import annotations
 
-from study.schema import DepthSummary, LensSummary
+from study.schema_analyses import DepthSummary, LensSummary
 from study.tables import by_budget, ci_text, markdown_table, num, pct
 
 

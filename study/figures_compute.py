@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from study.figure_style import OKABE_ITO, display_name, in_style, percent_axis, styled
-from study.schema import ComputePoint, ComputeSummary
+from study.schema_analyses import ComputePoint, ComputeSummary
 
 # One colour per kind of strategy; the k-sample series of different budgets differ by marker.
 _COLOURS = {"truncation": OKABE_ITO[0], "majority": OKABE_ITO[2], "pass": OKABE_ITO[3],

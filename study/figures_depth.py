@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from study.figure_style import OKABE_ITO, display_name, in_style, percent_axis, styled
-from study.schema import DepthSummary, LensSummary
+from study.schema_analyses import DepthSummary, LensSummary
 from study.tables import by_budget
 
 

@@ -21,7 +21,7 @@ from study.figure_style import (
     shade_window,
     styled,
 )
-from study.schema import ScalingSummary
+from study.schema_analyses import ScalingSummary
 from study.tables import by_budget
 
 FIT_STYLE = {"log-linear": ":", "piecewise": "--", "saturating": "-."}

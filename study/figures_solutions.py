@@ -20,7 +20,8 @@ from study.figure_style import (
     value,
 )
 from study.findings import label_sources_text
-from study.schema import Phase2Summary, StructureRow, StructureSummary
+from study.schema import Phase2Summary
+from study.schema_analyses import StructureRow, StructureSummary
 from study.tables import by_budget
 
 # ---------------------------------------------------------------- figure 2

@@ -10,15 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from study.results import StudyResults
-from study.schema import (
-    CliffSummary,
-    ErrorTypeBlock,
-    LengthGroup,
-    Phase1bSummary,
-    Phase1Summary,
-    Phase2Summary,
-    StructureSummary,
-)
+from study.schema import CliffSummary, ErrorTypeBlock, Phase1bSummary, Phase1Summary, Phase2Summary
+from study.schema_analyses import LengthGroup, StructureSummary
 from study.tables import by_budget, ci_text, num, pct, signed_pp
 
 

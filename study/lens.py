@@ -20,7 +20,7 @@ from study import runner, store
 from study.datasets import load_dataset
 from study.errors import ResultsError
 from study.rollouts import rollout_config
-from study.schema import LensRow, LensSummary
+from study.schema_analyses import LensRow, LensSummary
 from study.tables import num, text_table
 
 SOURCE_PHASE = "phase1"

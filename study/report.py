@@ -20,17 +20,8 @@ from study.depth_report import depth_table, lens_table
 from study.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
 from study.scaling import scaling_table
-from study.schema import (
-    CliffSummary,
-    ComputeSummary,
-    GainStep,
-    Phase1bSummary,
-    Phase1Summary,
-    Phase2Summary,
-    Proportion,
-    StructureMetrics,
-    StructureSummary,
-)
+from study.schema import CliffSummary, GainStep, Phase1bSummary, Phase1Summary, Phase2Summary
+from study.schema_analyses import ComputeSummary, Proportion, StructureMetrics, StructureSummary
 from study.tables import MISSING, by_budget, ci_text, markdown_table, num, pct, signed_pp
 
 

@@ -17,14 +17,11 @@ from typing import Any
 
 from config import StudyConfig
 from study import store
-from study.schema import (
-    CliffSummary,
+from study.schema import CliffSummary, Phase1bSummary, Phase1Summary, Phase2Summary
+from study.schema_analyses import (
     ComputeSummary,
     DepthSummary,
     LensSummary,
-    Phase1bSummary,
-    Phase1Summary,
-    Phase2Summary,
     ScalingSummary,
     StructureSummary,
 )

@@ -16,7 +16,8 @@ import numpy as np
 
 from config import StudyConfig
 from study import emergence, fits, stats, store
-from study.schema import EmergenceBlock, Record, ScalingSummary
+from study.schema import Record
+from study.schema_analyses import EmergenceBlock, ScalingSummary
 from study.tables import MISSING, ci_text, markdown_table, num, pct, text_table
 
 FIT_LABELS = {"log-linear": "log-linear", "piecewise": "piecewise (1 break)",
