@@ -21,7 +21,7 @@ import torch
 
 import utils
 from config import StudyConfig
-from study import store
+from study import sharding, store
 from study.problems import Problem
 from study.rollouts import GenerationPlan, RolloutRows, rollout_config, rollout_tag
 
@@ -90,10 +90,10 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     missing (the counterpart of ``rollouts.collect_rollouts``, same log format plus
     ``continued_at``)."""
     config = rollout_config(cfg, plan, problems)
-    log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, plan.phase,
-                                               rollout_tag(cfg)),
+    whole = store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg))
+    log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
                            {"kind": "rollouts", "fingerprint": store.fingerprint(config),
-                            "config": config})
+                            "config": config, **sharding.log_header(cfg)})
     if cfg.run.overwrite:
         log.delete()
     done = log.load()

@@ -16,7 +16,7 @@ import time
 
 import utils
 from config import StudyConfig
-from study import store
+from study import sharding, store
 from study.errors import ConfigError
 from study.problems import Problem
 from study.rollouts import GenerationPlan, RolloutRows, rollout_config
@@ -97,11 +97,11 @@ class PowerSampling:
         """Every chain of one budget, generating only those not in its log yet."""
         cfg = self.cfg
         config = {**rollout_config(cfg, self.plan, problems), "max_new_tokens": budget}
-        log = store.RolloutLog(
-            store.power_rollouts_path(cfg.paths.results_dir, self.plan.phase, cfg.model_tag,
-                                      budget),
-            {"kind": "power_rollouts", "fingerprint": store.fingerprint(config),
-             "config": config})
+        whole = store.power_rollouts_path(cfg.paths.results_dir, self.plan.phase, cfg.model_tag,
+                                          budget)
+        log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
+                               {"kind": "power_rollouts", "fingerprint": store.fingerprint(config),
+                                "config": config, **sharding.log_header(cfg)})
         if cfg.run.overwrite:
             log.delete()
         done = log.load()

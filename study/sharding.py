@@ -150,10 +150,14 @@ def source_log_path(cfg: StudyConfig, whole: Path) -> Path:
 def _merge_rollout_logs(phase: PhaseRun, count: int) -> None:
     """Write the phase's whole rollout log from the shards' logs (rows in problem order), so
     later runs reuse them as they would a single process's; an unrelated log is left alone."""
+    from study.rollouts import rollout_config, rollout_tag  # study.rollouts imports this module
+
     cfg = phase.cfg
-    whole = store.rollouts_path(cfg.paths.results_dir, phase.plan.phase, cfg.model_tag)
-    header = {"kind": "rollouts", "fingerprint": store.fingerprint(phase.config),
-              "config": phase.config}
+    # The log's own config (force-end reads truncation's log; its reading keys are not in it).
+    # Power sampling's per-budget logs stay per shard.
+    config = rollout_config(cfg, phase.plan, phase.data.problems)
+    whole = store.rollouts_path(cfg.paths.results_dir, phase.plan.phase, rollout_tag(cfg))
+    header = {"kind": "rollouts", "fingerprint": store.fingerprint(config), "config": config}
     rows: dict[tuple[str, int], dict] = {}
     if whole.exists():
         if store.read_rollout_header(whole).get("fingerprint") != header["fingerprint"]:
@@ -337,6 +341,10 @@ def _combine(phase: PhaseRun, shards: list[ShardFile]) -> GradedRun:
                      "; ".join(reused) or None, shards[0]["strategy"])
 
 
+# Stats that are settings, not counts: equal in every shard, kept rather than summed.
+SETTINGS = frozenset({"alpha", "blocks", "mcmc_steps"})
+
+
 def combine_stats(parts: list[dict]) -> dict:
     """Generation stats of shards as one block: counts add up; generation time is the slowest
     shard's (shards run side by side), so tokens_per_s is the aggregate throughput; any other
@@ -345,7 +353,13 @@ def combine_stats(parts: list[dict]) -> dict:
     for key in dict.fromkeys(k for part in parts for k in part):
         values = [part[key] for part in parts if key in part]
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if key == "generation_s":
+        if values and all(isinstance(v, dict) for v in values):  # e.g. power sampling's block
+            out[key] = combine_stats(values)
+        elif key in SETTINGS and len(set(values)) == 1:
+            out[key] = values[0]
+        elif key == "acceptance_rate":  # recomputed from the summed counts below
+            continue
+        elif key == "generation_s":
             out[key] = max(numbers, default=0.0)
         elif key == "tokens_per_s":
             continue
@@ -356,6 +370,8 @@ def combine_stats(parts: list[dict]) -> dict:
                                           if v is not None))
             out[key] = (json.loads(distinct[0]) if len(distinct) == 1 else
                         ", ".join(map(str, (json.loads(d) for d in distinct))) or None)
+    if "proposals" in out and "accepted" in out:
+        out["acceptance_rate"] = out["accepted"] / out["proposals"] if out["proposals"] else None
     if "generated_tokens" in out:
         seconds = out.get("generation_s") or 0.0
         out["tokens_per_s"] = round(out["generated_tokens"] / seconds, 1) if seconds else None

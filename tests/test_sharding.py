@@ -244,3 +244,24 @@ def test_quantised_weights_go_to_the_ranks_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     assert loading.load_kwargs("nf4", torch.device("cuda"))["device_map"] == {"": 3}
     assert loading.load_kwargs("int8", torch.device("cuda:1"))["device_map"] == {"": 1}
+
+
+@pytest.mark.parametrize("strategy", [
+    ["--budget-mode", "force-end", "--answer-tokens", "4"],
+    ["--budget-mode", "force-continue", "--answer-tokens", "4", "--max-continues", "2"],
+    ["--decoding", "power", "--temperature", "1", "--power-blocks", "2",
+     "--power-mcmc-steps", "2"],
+], ids=["force-end", "force-continue", "power"])
+def test_other_strategies_shard_at_the_problem_boundary(strategy, tiny_model_dir, arith_file,
+                                                        tmp_path):
+    """Sharding sits in the runner, so every compute strategy merges into its 1-process files."""
+    def args(results, *extra):
+        return ["--model", str(tiny_model_dir), "--dataset", str(arith_file), "--budgets", "4",
+                "8", "--batch-size", "3", "--results-dir", str(results), "--quiet",
+                "--bootstrap-resamples", "50", *strategy, *extra]
+
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    assert phase1_main.main(args(single)) == 0
+    assert phase1_main.main(args(sharded, "--shard", "1/2")) == 0
+    assert phase1_main.main(args(sharded, "--shard", "0/2")) == 0  # the last one merges
+    assert_same_results(sharded, single)
