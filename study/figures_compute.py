@@ -45,10 +45,10 @@ def fig11_compute_matched(summary: ComputeSummary) -> Figure:
                     markerfacecolor="white" if oracle else colour,
                     label=label + (" (oracle)" if oracle else ""))
         if kind in ("power", "truncation") or kind in modes:
-            for p in pts:
+            for i, p in enumerate(pts):  # alternate below / above: neighbours may be close
                 ax.annotate(f"{p['budget']}", (p["tokens_per_problem"], p["accuracy"]),
-                            textcoords="offset points", xytext=(3, -8), fontsize=5.5,
-                            color=colour)
+                            textcoords="offset points", xytext=(3, -8 if i % 2 == 0 else 4),
+                            fontsize=5.5, color=colour)
     _frontier(ax, summary["points"])
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
