@@ -113,7 +113,7 @@ def fig7_emergent_problems(summary: ScalingSummary) -> Figure:
 def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str]) -> Figure:
     """One panel per dataset: each run's accuracy (95% CI) with its best fitted curve."""
     datasets = list(dict.fromkeys(s.get("dataset") or "?" for s in summaries))
-    fig, axes = styled(3.4 * len(datasets), 3.0, ncols=len(datasets), sharey=True)
+    fig, axes = styled(max(3.4 * len(datasets), 4.2), 3.0, ncols=len(datasets), sharey=True)
     models = list(dict.fromkeys(labels))
     for ax, dataset in zip(axes, datasets):
         budgets: list[int] = []
@@ -136,5 +136,5 @@ def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str])
         ax.set_xlabel("Token budget (log2 scale)")
         ax.set_title(Path(str(dataset)).stem)
         ax.legend(loc="upper left", fontsize=6)
-    fig.suptitle("Runs compared: points = measured, lines = best fit (BIC)", fontsize=9)
+    fig.suptitle("Runs compared (points: measured; lines: best fit by BIC)", fontsize=8)
     return fig
