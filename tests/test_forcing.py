@@ -243,7 +243,7 @@ def test_force_continue_matches_replacement_by_hand(eos_prone_dir, arith_file, t
 
 @pytest.mark.slow
 def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
-    """SmolLM2 fp32 on 3 arith problems: force-end at 4 budgets against fresh ``generate``,
+    """SmolLM2 fp32 on 3 arith problems: force-end at 3 budgets against fresh ``generate``,
     force-continue (budget 96) against the replacement by hand."""
     from study.forcing_rollouts import continue_rounds
 
@@ -255,7 +255,7 @@ def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
     cue = lm.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
     branches, thinking = [], []
     for i, out in enumerate(outs):
-        for budget in (8, 32, 64, 96):
+        for budget in (8, 32, 96):
             ids = list(out.token_ids[:budget])
             ids = ids[:-1] if ids and ids[-1] in lm.eos_ids else ids
             branches.append(utils.Branch(i, len(prompts[i]) + len(ids)))
