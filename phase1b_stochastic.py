@@ -24,6 +24,7 @@ import sys
 from config import StudyConfig
 from study import console, forcing_output, plateau, runner, store
 from study.cli import config_parser, run_command
+from study.datasets import dataset_spec
 from study.schema import Phase1bSummary
 from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 
@@ -70,13 +71,15 @@ def run(cfg: StudyConfig) -> Phase1bSummary:
     summary_path = store.phase1b_summary_path(results, tag)
     plan = runner.plan_for(cfg, PHASE)
 
+    kind = dataset_spec(cfg.data.dataset, cfg.data.answer_kind).answer_kind  # maj@k's rule
+
     def summarize(records: dict) -> dict:
-        return plateau.summarize(records, cfg.statistics, cfg.seed)
+        return plateau.summarize(records, cfg.statistics, cfg.seed, kind)
 
     output = runner.run_budget_phase(
         cfg, plan, lambda b: store.phase1b_record_path(results, tag, b), summary_path, summarize)
     if output.reused and output.summary.get("analysis") != plateau.analysis_settings(
-            cfg.statistics, cfg.seed):
+            cfg.statistics, cfg.seed, kind):
         # Same rollouts, new analysis settings: re-read the stored records instead of generating.
         records = {b: store.read_records(store.phase1b_record_path(results, tag, b))
                    for b in plan.budgets}

@@ -49,8 +49,12 @@ def _ci(values: np.ndarray, st: StatisticsConfig, seed: int) -> list[float | Non
     return [_number(x) for x in draws]
 
 
-def budget_summary(records: list[Record], st: StatisticsConfig, seed: int) -> dict:
-    """Run-to-run spread, per-problem success distribution, pass@k and maj@k at one budget."""
+def budget_summary(records: list[Record], st: StatisticsConfig, seed: int,
+                   kind: str = "numeric") -> dict:
+    """Run-to-run spread, per-problem success distribution, pass@k and maj@k at one budget.
+
+    ``kind`` is the dataset's answer kind: votes are grouped and checked by its grader's rule
+    (records do not carry it)."""
     rows = group_by_problem(records)
     correct = np.array([[r["correct"] for r in row] for row in rows], dtype=float)
     k = correct.shape[1]
@@ -61,8 +65,11 @@ def budget_summary(records: list[Record], st: StatisticsConfig, seed: int) -> di
     # maj@j of each problem (averaged over its j-subsets), so one vector gives value and CI.
     answers = [[r["predicted"] for r in row] for row in rows]
     gold = [row[0]["ground_truth"] for row in rows]
-    maj_rows = {j: majority.maj_at_k_per_problem(answers, gold, j, grading.is_equivalent,
-                                                 seed=seed) for j in range(1, k + 1)}
+    def equivalent(a: str, b: str) -> bool:
+        return grading.is_equivalent(a, b, kind)
+
+    maj_rows = {j: majority.maj_at_k_per_problem(answers, gold, j, equivalent, seed=seed)
+                for j in range(1, k + 1)}
     return {
         "budget": records[0]["budget"], "n_problems": len(rows), "k": k,
         "mean_accuracy": float(mean), "std_accuracy": _number(std),
@@ -123,22 +130,24 @@ def overall_verdict(comparisons: list[dict], st: StatisticsConfig) -> str:
     return f"{head} [{steps}]; criterion: {plateau_criterion(st)}"
 
 
-def analysis_settings(st: StatisticsConfig, seed: int) -> dict:
-    """The settings the summary was computed under (a change re-analyses stored records)."""
+def analysis_settings(st: StatisticsConfig, seed: int, kind: str = "numeric") -> dict:
+    """The settings the summary was computed under (a change re-analyses stored records); the
+    answer kind only when not numeric, so earlier numeric summaries stay valid."""
     return {"bootstrap_resamples": st.bootstrap_resamples, "min_effect": st.min_effect,
             "alpha": st.alpha, "confidence": st.confidence, "seed": seed,
-            "maj_at_k": MAJ_METHOD}
+            "maj_at_k": MAJ_METHOD, **({"answer_kind": kind} if kind != "numeric" else {})}
 
 
-def summarize(by_budget: dict[int, list[Record]], st: StatisticsConfig, seed: int) -> dict:
+def summarize(by_budget: dict[int, list[Record]], st: StatisticsConfig, seed: int,
+              kind: str = "numeric") -> dict:
     """The phase 1b summary body (everything but phase/model/dataset/provenance)."""
     budgets = sorted(by_budget)
-    rows = {str(b): budget_summary(by_budget[b], st, seed) for b in budgets}
+    rows = {str(b): budget_summary(by_budget[b], st, seed, kind) for b in budgets}
     comparisons = [compare_budgets(by_budget[lo], by_budget[hi], st, seed)
                    for lo, hi in pairwise(budgets)]
     return {"samples": rows[str(budgets[0])]["k"] if budgets else 0, "budgets": rows,
             "comparisons": comparisons, "criterion": plateau_criterion(st),
             "verdict": overall_verdict(comparisons, st),
-            "analysis": analysis_settings(st, seed)}
+            "analysis": analysis_settings(st, seed, kind)}
 
 

@@ -227,3 +227,16 @@ def test_gain_step_numbers():
 def test_one_budget_gives_no_verdict():
     summary = plateau.summarize({512: make_records(512, FLAT)}, stats_cfg(100), 0)
     assert summary["comparisons"] == [] and summary["verdict"].startswith("no verdict")
+
+
+def test_majority_votes_use_the_datasets_answer_kind():
+    # A choice set: the extractor yields bare letters, so "(b)" is no answer "B" under the choice
+    # rule (the records say so: correct False), while the numeric rule would call it equal.
+    records = make_records(64, [[0, 0, 0]], [["(b)", "(b)", "A"]], ["B"])
+    choice = plateau.budget_summary(records, stats_cfg(100), 0, "choice")
+    assert choice["maj_at_k"]["1"] == choice["pass_at_k"]["1"] == 0.0
+    assert choice["maj_at_k"]["3"] == 0.0
+    numeric = plateau.budget_summary(records, stats_cfg(100), 0)
+    assert numeric["maj_at_k"]["3"] == 1.0  # what the kind-blind vote reported before
+    assert plateau.analysis_settings(stats_cfg(100), 0, "choice")["answer_kind"] == "choice"
+    assert "answer_kind" not in plateau.analysis_settings(stats_cfg(100), 0)
