@@ -275,6 +275,11 @@ class GridConfig:
                                            help="run the grid: every --models entry on each "
                                            "of these datasets, in results/grid/{model}__"
                                            "{dataset}/, then results/grid_summary.{md,csv,json}")
+    # None: each cell runs under forcing.budget_mode alone.
+    budget_modes: tuple[str, ...] | None = opt(
+        None, flag="--budget-modes", choices=BUDGET_MODES,
+        help="with --datasets: run every cell under each of these budget modes; the modes of a "
+        "model and dataset share its folder, so force-end reuses truncation's rollouts")
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def apply_mapping(data: dict[str, Any], base: Any, source: str = "config",
                 changes[key] = tuple(sorted(set(changes[key])))
             choices = known[key].metadata.get("choices")
             values = changes[key] if isinstance(changes[key], tuple) else (changes[key],)
-            if choices and any(v not in choices for v in values):
+            if choices and changes[key] is not None and any(v not in choices for v in values):
                 raise ConfigError(f"{where}: {changes[key]!r} is not one of {', '.join(choices)}")
     return dataclasses.replace(base, **changes)
 

@@ -9,8 +9,10 @@ file matches the cell's config and steps) is reused without starting a process; 
 is reported and the others go on. Afterwards ``results/grid_summary.{md,csv,json}`` holds one
 row per cell, read from the cells' phase-1 and scaling summaries (no model).
 
-Budget modes (``--budget-modes``, budget forcing) are a follow-up: they need the config field
-``generation.budget_mode`` that the budget-forcing branch adds; the cell name then gains a mode.
+With ``--budget-modes truncate force-end ...`` every model x dataset also runs under each budget
+mode. The modes of one model and dataset share its folder (their result files differ by the
+``-{mode}`` suffix of the model tag), so force-end reads truncation's rollouts instead of
+generating them again; each mode has its own marker, config file and log there.
 """
 
 from __future__ import annotations
@@ -40,21 +42,36 @@ class Cell:
     model: str  # as given, without the precision
     precision: str | None  # from NAME@PRECISION; None: the config's
     dataset: str
+    mode: str | None = None  # budget mode; None: the config's
 
     @property
-    def name(self) -> str:
+    def folder(self) -> str:
+        """The results folder of the cell (shared by the budget modes of a model and dataset)."""
         model = StudyConfig().replace({"model.name": self.model}).model_tag
         data = self.dataset if self.dataset in REGISTRY else Path(self.dataset).stem
         return f"{model}{'-' + self.precision if self.precision else ''}__{data}"
 
+    @property
+    def name(self) -> str:
+        return self.folder + (f"__{self.mode}" if self.mode else "")
 
-def cells(models: Sequence[str], datasets: Sequence[str]) -> list[Cell]:
-    """Every model x dataset, models outermost."""
+
+def cells(models: Sequence[str], datasets: Sequence[str],
+          modes: Sequence[str] | None = None) -> list[Cell]:
+    """Every model x dataset (x budget mode), models outermost, modes innermost."""
     out = []
     for spec in models:
         name, _, precision = spec.partition("@")
-        out += [Cell(name, precision or None, d) for d in datasets]
+        out += [Cell(name, precision or None, d, m) for d in datasets for m in (modes or (None,))]
     return out
+
+
+def cell_file(cfg: StudyConfig, filename: str) -> Path:
+    """A cell's own file in its folder: ``cell.json`` for truncation, ``cell-force-end.json``
+    for another budget mode (the modes share the folder)."""
+    mode = cfg.forcing.budget_mode
+    path = Path(cfg.paths.results_dir) / filename
+    return path if mode == "truncate" else path.with_name(f"{path.stem}-{mode}{path.suffix}")
 
 
 def grid_root(cfg: StudyConfig) -> Path:
@@ -64,10 +81,12 @@ def grid_root(cfg: StudyConfig) -> Path:
 def cell_config(cfg: StudyConfig, cell: Cell) -> StudyConfig:
     """The study config of one cell (no grid inside it, its own results folder)."""
     changes = {"model.name": cell.model, "data.dataset": cell.dataset,
-               "paths.results_dir": grid_root(cfg) / cell.name, "grid.datasets": None,
-               "figures.models": None}
+               "paths.results_dir": grid_root(cfg) / cell.folder, "grid.datasets": None,
+               "grid.budget_modes": None, "figures.models": None}
     if cell.precision:
         changes["model.precision"] = cell.precision
+    if cell.mode:
+        changes["forcing.budget_mode"] = cell.mode
     return cfg.replace(changes)
 
 
@@ -77,7 +96,7 @@ def _fingerprint(cfg: StudyConfig, steps: Sequence[str]) -> str:
 
 def finished(cfg: StudyConfig, steps: Sequence[str]) -> dict | None:
     """The cell's marker when it finished under this very config and steps."""
-    path = Path(cfg.paths.results_dir) / MARKER
+    path = cell_file(cfg, MARKER)
     if cfg.run.overwrite or not path.exists():
         return None
     marker = store.read_json(path)
@@ -89,12 +108,12 @@ def run_in_child(cfg: StudyConfig, steps: Sequence[str]) -> dict:
     resident memory (the child's own, from wait4). Output goes to the cell's run.log."""
     folder = Path(cfg.paths.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    config_file = folder / "cell_config.yaml"
+    config_file = cell_file(cfg, "cell_config.yaml")
     store.atomic_write_text(config_file, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     command = [sys.executable, str(REPO_ROOT / "run_all.py"), "--config", str(config_file),
                *(f"--{step.replace('_', '-')}" for step in steps)]
     started = time.perf_counter()
-    with open(folder / "run.log", "w", encoding="utf-8") as log:
+    with open(cell_file(cfg, "run.log"), "w", encoding="utf-8") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen.wait
@@ -112,12 +131,12 @@ def run_cell(cfg: StudyConfig, steps: Sequence[str], runner: CellRunner = run_in
         return {**marker, "status": "reused"}
     outcome = runner(cfg, steps)
     if outcome["returncode"] != 0:
-        log = Path(cfg.paths.results_dir) / "run.log"
+        log = cell_file(cfg, "run.log")
         tail = log.read_text(encoding="utf-8").strip().splitlines()[-1:] if log.exists() else []
         return {**outcome, "status": f"failed (exit {outcome['returncode']})",
                 "error": tail[0] if tail else ""}
     marker = {**outcome, "fingerprint": _fingerprint(cfg, steps), "steps": list(steps)}
-    store.write_json(Path(cfg.paths.results_dir) / MARKER, marker)
+    store.write_json(cell_file(cfg, MARKER), marker)
     return {**marker, "status": "ok"}
 
 
@@ -125,7 +144,8 @@ def cell_row(cell: Cell, cfg: StudyConfig, outcome: dict) -> dict:
     """One row of the grid table, read from the cell's summaries (empty cells when absent)."""
     results, tag = Path(cfg.paths.results_dir), cfg.model_tag
     row = {"cell": cell.name, "model": cell.model, "precision": cfg.model.precision,
-           "dataset": cell.dataset, "status": outcome["status"], "error": outcome.get("error")}
+           "dataset": cell.dataset, "budget_mode": cfg.forcing.budget_mode,
+           "status": outcome["status"], "error": outcome.get("error")}
     p1_path, sc_path = store.phase1_combined_path(results, tag), store.scaling_path(results, tag)
     if not p1_path.exists():
         return row
@@ -199,7 +219,7 @@ def write_summary(root: Path, rows: list[dict], cfg: StudyConfig) -> list[Path]:
 def run_grid(cfg: StudyConfig, steps: Sequence[str], runner: CellRunner = run_in_child) -> int:
     """Every cell in turn, then the summary table; 0 when every cell finished, else 1."""
     models = cfg.figures.models or (cfg.model.name,)
-    grid = cells(models, cfg.grid.datasets or ())
+    grid = cells(models, cfg.grid.datasets or (), cfg.grid.budget_modes)
     rows = []
     for i, cell in enumerate(grid, 1):
         cell_cfg = cell_config(cfg, cell)
@@ -214,5 +234,5 @@ def run_grid(cfg: StudyConfig, steps: Sequence[str], runner: CellRunner = run_in
     print(f"\n{(paths[0]).read_text(encoding='utf-8')}\nwrote {', '.join(map(str, paths))}")
     failed = [r["cell"] for r in rows if r["status"].startswith("failed")]
     if failed:
-        print(f"{len(failed)} cell(s) failed: {', '.join(failed)} (see run.log in each folder)")
+        print(f"{len(failed)} cell(s) failed: {', '.join(failed)} (see run*.log in each folder)")
     return 1 if failed else 0

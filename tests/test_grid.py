@@ -123,3 +123,27 @@ def test_grid_on_smollm2_arith_and_gsm8k(tmp_path, capsys):
                                                                    ("gsm8k", "ok", 2)]
     assert all(r["generated_tokens"] > 0 and r["best_fit"] for r in rows)
     assert "smollm2-135m__gsm8k" in capsys.readouterr().out
+
+
+def test_grid_budget_modes_share_a_folder(tiny_model_dir, arith_file, tmp_path, capsys):
+    """--budget-modes truncate force-end: two rows per model x dataset, one folder; force-end
+    reads truncation's rollouts there instead of generating them again."""
+    made = grid.cells(["m"], ["arith"], ["truncate", "force-end"])
+    assert [c.name for c in made] == ["m__arith__truncate", "m__arith__force-end"]
+    assert {c.folder for c in made} == {"m__arith"}
+    root = tmp_path / "results"
+    flags = ["--models", str(tiny_model_dir), "--datasets", str(arith_file), "--budget-modes",
+             "truncate", "force-end", "--budgets", "4", "8", "16", "--batch-size", "4",
+             "--answer-tokens", "4", "--quiet", "--fit-bootstrap-resamples", "10",
+             "--bootstrap-resamples", "50", f"--results-dir={root}",
+             f"--figures-dir={tmp_path / 'figures'}"]
+    assert run_all.main(flags) == 0
+    capsys.readouterr()
+    rows = json.loads((root / "grid_summary.json").read_text())["rows"]
+    assert [(r["budget_mode"], r["status"]) for r in rows] == [("truncate", "ok"),
+                                                                ("force-end", "ok")]
+    folder = root / "grid" / rows[0]["cell"].removesuffix("__truncate")
+    assert rows[1]["cell"] == f"{folder.name}__force-end"
+    assert {p.name for p in folder.glob("cell*.json")} == {"cell.json", "cell-force-end.json"}
+    forced = store.read_json(next(folder.glob("phase1_combined_*-force-end.json")))
+    assert forced["provenance"]["rollouts_generated"] == 0  # truncation's, read from the folder
