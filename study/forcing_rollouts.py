@@ -21,9 +21,8 @@ import torch
 
 import utils
 from config import StudyConfig
-from study import sharding, store
 from study.problems import Problem
-from study.rollouts import GenerationPlan, RolloutRows, rollout_config, rollout_tag
+from study.rollouts import GenerationPlan, RolloutRows, open_rollouts
 
 
 def continue_rounds(lm: utils.LoadedModel, prompts: list[list[int]], max_new_tokens: int,
@@ -89,23 +88,8 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     """All (problem, sample) force-continue rollouts of the plan, generating only what is
     missing (the counterpart of ``rollouts.collect_rollouts``, same log format plus
     ``continued_at``)."""
-    config = rollout_config(cfg, plan, problems)
-    whole = store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg))
-    log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
-                           {"kind": "rollouts", "fingerprint": store.fingerprint(config),
-                            "config": config, **sharding.log_header(cfg)})
-    if cfg.run.overwrite:
-        log.delete()
-    done = log.load()
-    wanted = [(p, s) for p in problems for s in range(plan.samples)]
-    for key in ((p.problem_id, s) for p, s in wanted):
-        if seed_rollouts and key not in done and key in seed_rollouts:
-            done[key] = seed_rollouts[key]
-    pending = [(p, s) for p, s in wanted if (p.problem_id, s) not in done]
-    stats = {"rollouts_total": len(wanted), "rollouts_generated": len(pending),
-             "rollouts_resumed_or_reused": len(wanted) - len(pending), "generated_tokens": 0,
-             "generation_s": 0.0, "tokens_per_s": None, "device": None,
-             "batch_size": cfg.model.batch_size}
+    run = open_rollouts(cfg, plan, problems, seed_rollouts)
+    log, done, pending, stats = run.log, run.done, run.pending, run.stats
     if not pending:
         return done, stats
     lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,

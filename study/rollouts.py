@@ -86,11 +86,20 @@ def decoding_keys(cfg: StudyConfig) -> dict:
             "power_mcmc_steps": p.mcmc_steps}
 
 
-def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
-                     seed_rollouts: RolloutRows | None = None) -> tuple[RolloutRows, dict]:
-    """All (problem, sample) rollouts of the plan, generating only what is missing.
+@dataclass
+class OpenRollouts:
+    """A phase's rollout log opened for (more) generation."""
 
-    Returns (rollouts keyed by (problem_id, sample), generation stats for the provenance block).
+    log: store.RolloutLog
+    done: RolloutRows  # finished rollouts: resumed from the log or taken from another phase
+    pending: list[tuple[Problem, int]]  # (problem, sample) still to generate
+    stats: dict  # generation stats for the provenance block (filled in by the generator)
+
+
+def open_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
+                  seed_rollouts: RolloutRows | None = None) -> OpenRollouts:
+    """The plan's rollout log (this shard's when sharded), what it holds and what is missing.
+
     ``seed_rollouts`` are rollouts taken from another phase (phase 3 reusing phase 1).
     """
     config = rollout_config(cfg, plan, problems)
@@ -111,9 +120,19 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
              "rollouts_resumed_or_reused": len(wanted) - len(pending), "generated_tokens": 0,
              "generation_s": 0.0, "tokens_per_s": None, "device": None,
              "batch_size": cfg.model.batch_size}
-    if pending:
-        _generate(cfg, plan, pending, log, done, stats)
-    return done, stats
+    return OpenRollouts(log, done, pending, stats)
+
+
+def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
+                     seed_rollouts: RolloutRows | None = None) -> tuple[RolloutRows, dict]:
+    """All (problem, sample) rollouts of the plan, generating only what is missing.
+
+    Returns (rollouts keyed by (problem_id, sample), generation stats for the provenance block).
+    """
+    run = open_rollouts(cfg, plan, problems, seed_rollouts)
+    if run.pending:
+        _generate(cfg, plan, run.pending, run.log, run.done, run.stats)
+    return run.done, run.stats
 
 
 def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Problem, int]],
