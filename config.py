@@ -12,6 +12,7 @@ Nothing here is mutated at run time: ``StudyConfig.replace`` and ``from_mapping`
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,28 @@ class StudyConfig:
         if self.generation.decoding == "power":
             tag += "-power"
         return tag
+
+    @property
+    def run_variant(self) -> frozenset[str]:
+        """What sets this run's files apart from the plain run's (the parts of ``model_tag``
+        after the model's name): some of "num_layers", "budget_mode", "decoding"."""
+        return frozenset(name for name, on in (
+            ("num_layers", self.model.num_layers is not None),
+            ("budget_mode", self.forcing.budget_mode != "truncate"),
+            ("decoding", self.generation.decoding == "power")) if on)
+
+    @property
+    def run_flags(self) -> str:
+        """The flags that pick this run's files (everything in ``model_tag``), for the
+        "run this next" hints: a hint with ``--model`` alone would read another run's results."""
+        flags = f"--model {shlex.quote(self.model.name)}"
+        if self.model.num_layers is not None:
+            flags += f" --num-layers {self.model.num_layers}"
+        if self.forcing.budget_mode != "truncate":
+            flags += f" --budget-mode {self.forcing.budget_mode}"
+        if self.generation.decoding == "power":
+            flags += " --decoding power"
+        return flags
 
 
 def from_mapping(data: dict[str, Any], base: StudyConfig | None = None,

@@ -24,8 +24,10 @@ from study.cli import config_parser, run_command
 from study.error_analysis import analyse, load_validated, report
 
 # --seed is only recorded in the provenance: nothing here is random.
-SHOWN = ["seed", "model.name", "model.num_layers", "paths.results_dir", "paths.annotations_dir",
-         "annotation.budgets"]
+# model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
+SHOWN = ["seed", "model.name", "model.num_layers",
+         "forcing.budget_mode", "generation.decoding", "paths.results_dir",
+         "paths.annotations_dir", "annotation.budgets"]
 _MAX_SHOWN = 30  # problems printed before "... and N more"
 
 
@@ -33,7 +35,7 @@ def run(cfg: StudyConfig) -> dict:
     """Validate the model's TSVs, write the analysis file, print its tables; the analysis."""
     started = time.perf_counter()
     tag, results_dir = cfg.model_tag, cfg.paths.results_dir
-    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.model.name)
+    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.run_flags)
     rows, records, problems = load_validated(paths, results_dir, tag)
     if problems:
         more = len(problems) - _MAX_SHOWN
@@ -55,9 +57,11 @@ def run(cfg: StudyConfig) -> dict:
     return result
 
 
+PARSER = config_parser("phase2_analyze.py", __doc__, show=SHOWN, own="annotation")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = config_parser("phase2_analyze.py", __doc__, show=SHOWN, own="annotation")
-    return run_command(parser, argv, run)  # a returned summary means exit code 0
+    return run_command(PARSER, argv, run)  # a returned summary means exit code 0
 
 
 if __name__ == "__main__":

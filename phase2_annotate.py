@@ -31,12 +31,15 @@ from study.cli import config_parser, run_command
 from study.labelling import Prompter, annotate, isatty
 
 # Labelling reads only the TSVs: no results folder, nothing random (so no --seed).
-SHOWN = ["model.name", "model.num_layers", "paths.annotations_dir", "annotation.budgets"]
+# model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
+SHOWN = ["model.name", "model.num_layers",
+         "forcing.budget_mode", "generation.decoding", "paths.annotations_dir",
+         "annotation.budgets"]
 
 
 def run(cfg: StudyConfig, prompter: Prompter | None = None) -> dict:
     """Label the model's unlabelled rows through ``prompter`` (default: this terminal)."""
-    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.model.name)
+    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.run_flags)
     try:
         tables = [read_table(p) for p in paths.values()]
     except AnnotationError as exc:
@@ -48,16 +51,18 @@ def run(cfg: StudyConfig, prompter: Prompter | None = None) -> dict:
     left = sum(not is_labelled(row) for t in tables for row in t.rows)
     print(f"labelled {done} row(s) this session; {left} still unlabelled")
     if left:
-        print(f"resume: python phase2_annotate.py --model {cfg.model.name} --annotations-dir "
+        print(f"resume: python phase2_annotate.py {cfg.run_flags} --annotations-dir "
               f"{cfg.paths.annotations_dir}")
     else:
-        print(f"next: python phase2_analyze.py --model {cfg.model.name}")
+        print(f"next: python phase2_analyze.py {cfg.run_flags}")
     return {"labelled": done, "unlabelled": left, "files": [str(p) for p in paths.values()]}
 
 
+PARSER = config_parser("phase2_annotate.py", __doc__, show=SHOWN, own="annotation")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = config_parser("phase2_annotate.py", __doc__, show=SHOWN, own="annotation")
-    return run_command(parser, argv, run)  # a returned summary means exit code 0
+    return run_command(PARSER, argv, run)  # a returned summary means exit code 0
 
 
 if __name__ == "__main__":

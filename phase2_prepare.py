@@ -39,7 +39,9 @@ from study.annotation_queue import (
 from study.annotations import tsv_path, write_table
 from study.cli import config_parser, run_command
 
-SHOWN = ["seed", "model.name", "model.num_layers", "paths.results_dir",
+# model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
+SHOWN = ["seed", "model.name", "model.num_layers",
+         "forcing.budget_mode", "generation.decoding", "paths.results_dir",
          "paths.annotations_dir", "annotation"]
 
 
@@ -86,18 +88,20 @@ def _sample_line(budget: int, n_errors: int, quota: int, rows: list[dict], path:
 
 
 def _print_next(cfg: StudyConfig, pending_lines: list[str]) -> None:
-    model = cfg.model.name
+    flags = cfg.run_flags
     if pending_lines:
         print("rows to label:\n" + "\n".join(pending_lines))
-        print(f"next: python phase2_annotate.py --model {model} --annotations-dir "
+        print(f"next: python phase2_annotate.py {flags} --annotations-dir "
               f"{cfg.paths.annotations_dir}  (or edit the TSVs; see annotations/SCHEMA.md)")
     else:
-        print(f"every row is labelled; next: python phase2_analyze.py --model {model}")
+        print(f"every row is labelled; next: python phase2_analyze.py {flags}")
+
+
+PARSER = config_parser("phase2_prepare.py", __doc__, show=SHOWN, own="annotation")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = config_parser("phase2_prepare.py", __doc__, show=SHOWN, own="annotation")
-    return run_command(parser, argv, run)  # a returned summary means exit code 0
+    return run_command(PARSER, argv, run)  # a returned summary means exit code 0
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from study.structure_analysis import analyse
 from study.tables import MISSING, finite, num, pct
 
 # Flags: the model whose cliff records are read, the folders, and the phase-1 extension.
-SHOWN = ("model.name", "model.num_layers", "paths.results_dir", "paths.data_dir",
-         "phase3.include_phase1")
+# model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
+SHOWN = ("model.name", "model.num_layers",
+         "forcing.budget_mode", "generation.decoding", "paths.results_dir",
+         "paths.data_dir", "phase3.include_phase1")
 PARSER = config_parser("phase3_structure.py", __doc__, SHOWN, own="phase3")
 
 
@@ -123,7 +125,7 @@ def run(cfg: StudyConfig) -> StructureSummary:
             tokenizers.append(utils.load_tokenizer(cfg.model.name, cfg.paths.data_dir))
         return len(tokenizers[0].encode(text, add_special_tokens=False))
 
-    result, paths, seed = analyse(cfg.model.name, cfg.model_tag, cfg.paths.results_dir,
+    result, paths, seed = analyse(cfg.run_flags, cfg.model_tag, cfg.paths.results_dir,
                                   count_tokens, confidence=cfg.statistics.confidence,
                                   include_phase1=cfg.phase3.include_phase1,
                                   counter_name=f"{cfg.model.name} tokenizer")

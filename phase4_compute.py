@@ -71,7 +71,7 @@ def run(cfg: StudyConfig) -> ComputeSummary:
         path = store.phase1_combined_path(results, mode_tag)
         if not path.exists():
             print(f"skipped single chains: no phase-1 results — run "
-                  f"{how_to_make('phase1', cfg.model.name, results)}")
+                  f"{how_to_make('phase1', cfg.run_flags, results)}")
             continue
         summary = store.read_json(path)
         prov = summary.get("provenance", {})
@@ -86,7 +86,7 @@ def run(cfg: StudyConfig) -> ComputeSummary:
         sources["majority"] = sources["pass"] = str(p1b)
     else:
         print(f"skipped k samples: no phase-1b results — run "
-              f"{how_to_make('phase1b', cfg.model.name, results)}")
+              f"{how_to_make('phase1b', cfg.run_flags, results)}")
     power_summary = power_run(cfg)
     power_tag = cfg.replace({"generation.decoding": "power"}).model_tag
     power_records = compute.budget_records(

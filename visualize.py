@@ -47,7 +47,8 @@ def overlay(cfg: StudyConfig, results: StudyResults) -> list[Phase1Summary]:
 def run(cfg: StudyConfig) -> dict[str, Any]:
     """Draw the figures and write the report; returns ``{"figures": {stem: [paths]},
     "skipped": [lines], "report": path}``. ResultsError when phase 1 has no results."""
-    results = load_results(cfg.paths.results_dir, cfg.model.name, cfg.model_tag)
+    results = load_results(cfg.paths.results_dir, cfg.model.name, cfg.model_tag,
+                           cfg.run_flags, cfg.run_variant)
     if results.phase1 is None:
         raise ResultsError(f"cannot draw anything for {cfg.model.name}: "
                            f"{results.missing_line('phase1')}")
@@ -63,11 +64,14 @@ def run(cfg: StudyConfig) -> dict[str, Any]:
             "report": report}
 
 
+PARSER = config_parser("visualize.py", __doc__, own="figures",
+                       show=["model.name", "model.num_layers", "forcing.budget_mode",
+                             "generation.decoding", "paths.results_dir", "paths.figures_dir",
+                             "figures"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = config_parser("visualize.py", __doc__, own="figures",
-                           show=["model.name", "model.num_layers", "paths.results_dir",
-                                 "paths.figures_dir", "figures", "forcing.budget_mode"])
-    return run_command(parser, argv, run)
+    return run_command(PARSER, argv, run)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import torch
 
 from engine.batching import cache_argument_name, plain_layers
 from engine.loading import LoadedModel, ModelLoadError
+from engine.scheduler import progress_bar
 
 # Markers that close a reasoning section in chat templates that have one (Qwen3, DeepSeek-R1).
 THINKING_END_MARKERS = ("</think>",)
@@ -54,14 +55,18 @@ def thinking_end_marker(tokenizer) -> str | None:
 @torch.no_grad()
 def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                    branches: Sequence[Branch], cue_ids: Sequence[int], answer_tokens: int,
-                   batch_size: int = 16) -> list[BranchAnswer]:
+                   batch_size: int = 16, progress: bool = False) -> list[BranchAnswer]:
     """For each branch: ``sequences[row][:prefix_len] + cue_ids``, then up to ``answer_tokens``
     greedy tokens (stopping at EOS). Each sequence is encoded once, to its longest branch."""
     if not cue_ids:
         raise ValueError("the cue must have at least one token")
     out: list[BranchAnswer | None] = [None] * len(branches)
+    bar = progress_bar(len(branches), progress, "forcing answers", "branch")
+    prefixes: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+    longest = _longest_prefix(branches)
     for group in _groups(sequences, branches, batch_size):
-        prefixes = _encode_rows(lm, sequences, [branches[i] for i in group])
+        prefixes = _encode_rows(lm, sequences, [branches[i] for i in group], prefixes,
+                                longest)
         cache, mask, positions = _branch_cache(lm, prefixes, [branches[i] for i in group])
         step_ids = torch.tensor([list(cue_ids)] * len(group), device=lm.device)
         eos = torch.tensor(lm.eos_ids, device=lm.device)
@@ -74,6 +79,10 @@ def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                 break  # every branch has ended; later tokens would be cut anyway
         for slot, index in enumerate(group):
             out[index] = _until_eos(generated[slot].tolist(), lm.eos_ids)
+        if bar is not None:
+            bar.update(len(group))
+    if bar is not None:
+        bar.close()
     return out  # type: ignore[return-value]
 
 
@@ -81,7 +90,7 @@ def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
 def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                   branches: Sequence[Branch], cue_ids: Sequence[int],
                   candidates: Sequence[Sequence[Sequence[int]]],
-                  batch_size: int = 16) -> list[list[float]]:
+                  batch_size: int = 16, progress: bool = False) -> list[list[float]]:
     """Summed log-probability (natural log) of each candidate continuation after each branch's
     prefix + cue, teacher-forced: ``candidates[k]`` are branch k's candidates (token ids)."""
     pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
@@ -89,9 +98,12 @@ def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
     if any(len(candidates[k][c]) == 0 for k, c in pairs):
         raise ValueError("every candidate needs at least one token")
     pair_branches = [branches[k] for k, _ in pairs]
+    bar = progress_bar(len(pairs), progress, "scoring answers", "answer")
+    prefixes: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+    longest = _longest_prefix(pair_branches)
     for group in _groups(sequences, pair_branches, batch_size):
         chosen = [pair_branches[i] for i in group]
-        prefixes = _encode_rows(lm, sequences, chosen)
+        prefixes = _encode_rows(lm, sequences, chosen, prefixes, longest)
         cache, mask, positions = _branch_cache(lm, prefixes, chosen)
         tails = [list(cue_ids) + list(candidates[pairs[i][0]][pairs[i][1]]) for i in group]
         width = max(len(t) for t in tails)
@@ -108,6 +120,10 @@ def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
             rows = torch.arange(start, start + len(cand), device=lm.device)
             target = torch.tensor(cand, device=lm.device)
             scores[k][c] = float(logp[slot, rows, target].sum())
+        if bar is not None:
+            bar.update(len(group))
+    if bar is not None:
+        bar.close()
     return scores
 
 
@@ -140,16 +156,24 @@ def _groups(sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
 
 
 def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]],
-                 branches: Sequence[Branch]) -> dict[int, list[tuple[torch.Tensor, ...]]]:
-    """Each row of these branches encoded once, up to its longest branch: per row, the
-    (keys, values) of every layer, [1, heads, length, dim]."""
-    longest: dict[int, int] = {}
-    for b in branches:
-        longest[b.row] = max(longest.get(b.row, 0), b.prefix_len)
+                 branches: Sequence[Branch],
+                 previous: dict[int, list[tuple[torch.Tensor, ...]]] | None = None,
+                 longest: dict[int, int] | None = None,
+                 ) -> dict[int, list[tuple[torch.Tensor, ...]]]:
+    """Each row of these branches encoded once: per row, the (keys, values) of every layer,
+    [1, heads, length, dim], up to ``longest[row]`` (its longest branch in every group) or this
+    group's longest. A row already in ``previous`` (the last group's encodings: a row with many
+    branches spans consecutive groups) long enough is taken from there, not encoded again."""
+    here = _longest_prefix(branches)
     from transformers import DynamicCache
 
     encoded = {}
-    for row, length in longest.items():
+    for row in here:
+        length = max(here[row], (longest or {}).get(row, 0))
+        kept = (previous or {}).get(row)
+        if kept is not None and kept[0][0].shape[2] >= length:
+            encoded[row] = kept  # crops below take only the first prefix_len positions
+            continue
         cache = DynamicCache(config=lm.model.config)
         ids = torch.tensor([list(sequences[row][:length])], device=lm.device)
         lm.model(input_ids=ids, use_cache=True, logits_to_keep=1,
@@ -159,6 +183,14 @@ def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                                  "sliding-window or other special layers")
         encoded[row] = [(layer.keys, layer.values) for layer in cache.layers]
     return encoded
+
+
+def _longest_prefix(branches: Sequence[Branch]) -> dict[int, int]:
+    """row -> its longest branch prefix."""
+    longest: dict[int, int] = {}
+    for b in branches:
+        longest[b.row] = max(longest.get(b.row, 0), b.prefix_len)
+    return longest
 
 
 def _branch_cache(lm: LoadedModel, encoded: dict[int, list[tuple[torch.Tensor, ...]]],

@@ -51,7 +51,7 @@ def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new
     plan = KVPlan(lm, kv_layout)  # one plan per run: a failed compile is not retried
     size = batch_size if batch_size > 0 else auto_batch_size(lm, prompts, max_new_tokens)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    sink = _RolloutSink(len(prompts), on_batch, size, _progress_bar(len(prompts), progress))
+    sink = _RolloutSink(len(prompts), on_batch, size, progress_bar(len(prompts), progress))
     waiting = deque(order)
 
     def take(count: int) -> list[batching.Row]:
@@ -131,9 +131,10 @@ class _RolloutSink:
         return [r for r in self.results if r is not None]
 
 
-def _progress_bar(total: int, enabled: bool):
+def progress_bar(total: int, enabled: bool, desc: str = "generating", unit: str = "rollout"):
+    """A tqdm bar on stderr, or None when disabled or there is nothing to do."""
     if not enabled or total == 0:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="generating", unit="rollout", dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)

@@ -62,7 +62,8 @@ def resolve_budgets(cfg: StudyConfig) -> list[int]:
     if not found:
         expected = store.phase1_record_path(results_dir, tag, min(samples))
         raise store.ResultsError(f"{expected} (and the other configured budgets): not found; run "
-                                 f"phase 1 for --model {tag} first, or pass --budgets")
+                                 f"python phase1_main.py {cfg.run_flags} first, or pass "
+                                 "--budgets")
     return found
 
 
@@ -229,4 +230,4 @@ def annotate_command(cfg: StudyConfig) -> str:
     default, so the usual hint stays short)."""
     folder = cfg.paths.annotations_dir
     where = "" if folder == StudyConfig().paths.annotations_dir else f" --annotations-dir {folder}"
-    return f"python phase2_annotate.py --model {cfg.model.name}{where}"
+    return f"python phase2_annotate.py {cfg.run_flags}{where}"

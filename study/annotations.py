@@ -142,9 +142,9 @@ def list_tsvs(folder: Path) -> dict[int, Path]:
     return {b: found[b] for b in sorted(k for k in found if k is not None)}
 
 
-def select_tsvs(folder: Path, budgets: Sequence[int] | None, model: str) -> dict[int, Path]:
+def select_tsvs(folder: Path, budgets: Sequence[int] | None, run_flags: str) -> dict[int, Path]:
     """The TSVs of a model's folder to use: all of them, or those of ``budgets``
-    (AnnotationError if absent; ``model`` is named in the hint)."""
+    (AnnotationError if absent; the hint repeats ``run_flags``, ``StudyConfig.run_flags``)."""
     paths = list_tsvs(folder)
     if budgets:
         missing = [b for b in budgets if b not in paths]
@@ -155,7 +155,7 @@ def select_tsvs(folder: Path, budgets: Sequence[int] | None, model: str) -> dict
         paths = {b: paths[b] for b in sorted(set(budgets))}
     if not paths:
         raise AnnotationError([f"{folder}: no annotate_errors_budget*.tsv; run "
-                               f"python phase2_prepare.py --model {model} first"])
+                               f"python phase2_prepare.py {run_flags} first"])
     return paths
 
 

@@ -101,6 +101,8 @@ def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
         stem, summary = f"{spec.name}_{results.tag}", results.summary(spec.needs)
         if summary is None and spec.when is not None:
             continue  # a forced-only figure of a missing summary: FIGURES already said so
+        if summary is None and not results.applies(spec.needs):
+            continue  # e.g. the depth figure of a forced run: no such summary is made
         if summary is None:
             skipped.append(f"{stem}: {results.missing_line(spec.needs)}")
             continue

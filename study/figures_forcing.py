@@ -60,6 +60,7 @@ def fig8_budget_forcing(summary: Phase1Summary) -> Figure:
              label="mean entropy (bits)")
     ent.set_ylabel("Entropy (bits)")
     ent.set_ylim(bottom=0)
+    ent.grid(False)  # the p_gold axis draws the grid; a second one would not line up with it
     handles = prob.get_legend_handles_labels()
     more = ent.get_legend_handles_labels()
     prob.legend(handles[0] + more[0], handles[1] + more[1], loc="best", fontsize="small")

@@ -160,6 +160,8 @@ def findings(results: StudyResults) -> list[str]:
     out: list[str] = []
     for key, make in FINDINGS:
         summary = results.summary(key)
+        if summary is None and not results.applies(key):
+            continue
         line = make(summary) if summary else f"({results.missing_line(key)})"
         if line not in out:  # a missing summary feeding two findings is named once
             out.append(line)

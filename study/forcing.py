@@ -26,7 +26,7 @@ from config import StudyConfig
 from study import continuous, grading
 from study.errors import ConfigError
 from study.problems import Problem
-from study.rollouts import GenerationPlan, RolloutRows, collect_rollouts
+from study.rollouts import GenerationPlan, RolloutRows, collect_rollouts, load_study_model
 from study.strategies import BudgetOutcome, SeedRollouts, StrategyResult
 
 
@@ -98,14 +98,14 @@ class ForceEnd:
     def run(self, problems: list[Problem]) -> StrategyResult:
         rollouts, stats, reused_from = self.rollouts(problems)
         cfg = self.cfg
-        lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                              cfg.model.device)
+        lm = load_study_model(cfg)
         stats["device"] = stats.get("device") or utils.device_description(lm)
         keys = [(p, s) for p in problems for s in range(self.plan.samples)]
         prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in keys])
         rows = [rollouts[(p.problem_id, s)] for p, s in keys]
         cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
-        forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16)
+        forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16,
+                         progress=not cfg.run.quiet)
         answers = forcer.answers(self.plan.budgets, cfg.forcing.answer_tokens)
         scores = forcer.scores(keys, answers)
         outcomes = {b: [] for b in self.plan.budgets}
@@ -153,9 +153,9 @@ class _Forcer:
     """The forced answers and candidate scores of one phase's rollouts at its budgets."""
 
     def __init__(self, lm, prompts: list[list[int]], rows: list[dict], cue: list[int],
-                 batch_size: int):
+                 batch_size: int, progress: bool = False):
         self.lm, self.prompts, self.rows, self.cue = lm, prompts, rows, cue
-        self.batch_size = batch_size
+        self.batch_size, self.progress = batch_size, progress
         self.branches: list[tuple[int, int]] = []  # (row, thinking tokens), distinct
 
     def thinking(self, i: int, budget: int) -> tuple[tuple[int, ...], bool, tuple[int, ...]]:
@@ -170,7 +170,7 @@ class _Forcer:
                   for b in budgets}
         self.branches = sorted(wanted)
         got = utils.branch_answers(self.lm, self._sequences(), self._engine_branches(),
-                                   self.cue, answer_tokens, self.batch_size)
+                                   self.cue, answer_tokens, self.batch_size, self.progress)
         return dict(zip(self.branches, got))
 
     def scores(self, keys: list[tuple[Problem, int]], answers: dict) -> dict:
@@ -192,7 +192,7 @@ class _Forcer:
         candidates = [[tok(" " + c, add_special_tokens=False)["input_ids"]
                        for c in sets[keys[i][0].problem_id]] for i, _ in self.branches]
         logps = utils.branch_scores(self.lm, self._sequences(), self._engine_branches(),
-                                    self.cue, candidates, self.batch_size)
+                                    self.cue, candidates, self.batch_size, self.progress)
         return {b: continuous.metrics(lp, 0) for b, lp in zip(self.branches, logps)}
 
     def _sequences(self) -> list[list[int]]:

@@ -22,7 +22,7 @@ import torch
 import utils
 from config import StudyConfig
 from study.problems import Problem
-from study.rollouts import GenerationPlan, RolloutRows, open_rollouts
+from study.rollouts import GenerationPlan, RolloutRows, load_study_model, open_rollouts
 
 
 def continue_rounds(lm: utils.LoadedModel, prompts: list[list[int]], max_new_tokens: int,
@@ -92,8 +92,7 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     log, done, pending, stats = run.log, run.done, run.pending, run.stats
     if not pending:
         return done, stats
-    lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                          cfg.model.device)
+    lm = load_study_model(cfg)
     stats["device"] = utils.device_description(lm)
     log.start()
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])

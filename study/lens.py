@@ -19,7 +19,7 @@ from config import StudyConfig
 from study import runner, store
 from study.datasets import load_dataset
 from study.errors import ResultsError
-from study.rollouts import rollout_config
+from study.rollouts import load_study_model, rollout_config
 from study.schema_analyses import LensRow, LensSummary
 from study.tables import num, text_table
 
@@ -67,8 +67,7 @@ def compute(cfg: StudyConfig) -> LensSummary:
     """Sample, run the lens, write ``results/lens_summary_{model}.json``."""
     started = time.perf_counter()
     path, problems, rows, dataset = sampled_rollouts(cfg)
-    lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                          cfg.model.device, cfg.model.num_layers)
+    lm = load_study_model(cfg)
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
     for prompt, row in zip(prompts, rows):
         if len(prompt) != row["prompt_len"]:  # the log's prompt was tokenised differently

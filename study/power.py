@@ -16,10 +16,10 @@ import time
 
 import utils
 from config import StudyConfig
-from study import sharding, store
+from study import store
 from study.errors import ConfigError
 from study.problems import Problem
-from study.rollouts import GenerationPlan, RolloutRows, rollout_config
+from study.rollouts import GenerationPlan, RolloutRows, load_study_model, open_log, rollout_config
 from study.strategies import BudgetOutcome, StrategyResult
 
 
@@ -99,11 +99,7 @@ class PowerSampling:
         config = {**rollout_config(cfg, self.plan, problems), "max_new_tokens": budget}
         whole = store.power_rollouts_path(cfg.paths.results_dir, self.plan.phase, cfg.model_tag,
                                           budget)
-        log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
-                               {"kind": "power_rollouts", "fingerprint": store.fingerprint(config),
-                                "config": config, **sharding.log_header(cfg)})
-        if cfg.run.overwrite:
-            log.delete()
+        log = open_log(cfg, whole, "power_rollouts", config)
         done = log.load()
         wanted = [(p, s) for p in problems for s in range(self.plan.samples)]
         pending = [(p, s) for p, s in wanted if (p.problem_id, s) not in done]
@@ -112,8 +108,7 @@ class PowerSampling:
         if not pending:
             return done
         if self._lm is None:
-            self._lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                                        cfg.model.device)
+            self._lm = load_study_model(cfg)
         lm = self._lm
         stats["device"] = utils.device_description(lm)
         log.start()

@@ -256,6 +256,8 @@ def build_report(results: StudyResults, figures: Sequence[FigureFiles], skipped:
             *[f"- skipped {line}" for line in skipped], ""]
     for key, entry in SUMMARIES.items():
         summary = results.summary(key)
+        if summary is None and not results.applies(key):
+            continue  # not made for runs like this one (e.g. a depth sweep of a forced run)
         body = TABLES[key](summary) if summary else f"_{results.missing_line(key)}._"
         out += [f"## {entry.title}", "", body, ""]
     out += forcing_output.report_section({SUMMARIES[k].title: results.summary(k)

@@ -10,6 +10,7 @@ names the command that makes it.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from study.schema_analyses import (
     StructureSummary,
 )
 
+RUN_VARIANTS = frozenset({"num_layers", "budget_mode", "decoding"})
+
 
 @dataclass(frozen=True)
 class SummaryFile:
@@ -37,9 +40,13 @@ class SummaryFile:
     path: Callable[[Path, str], Path]  # (results dir, model tag) -> file
     script: str  # the phase script that writes it
     schema: type  # its TypedDict
-    # Command(s) that make it; "{args}" becomes " --model M" (+ " --results-dir D" off default).
+    # Command(s) that make it; "{args}" becomes the run's flags (StudyConfig.run_flags, e.g.
+    # " --model M --budget-mode force-end", + " --results-dir D" off default).
     # Default: the run_all.py flag named after the key.
     make: tuple[str, ...] = ()
+    # The kinds of run its script makes (StudyConfig.run_variant): a forced run has no depth
+    # sweep, for instance, so its report does not ask for one.
+    accepts: frozenset[str] = RUN_VARIANTS
 
     @property
     def commands(self) -> tuple[str, ...]:
@@ -58,7 +65,7 @@ SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
     SummaryFile("phase2", "phase-2 error analysis", "Phase 2 — error types",
                 store.phase2_analysis_path, "phase2_analyze.py", Phase2Summary,
                 ("python run_all.py --phase2-prepare{args}",
-                 "label the TSVs (python phase2_annotate.py --model {model})",
+                 "label the TSVs (python phase2_annotate.py{args})",
                  "python run_all.py --phase2-analyze{args}")),
     SummaryFile("phase3", "phase-3 cliff", "Phase 3 — the cliff on a fine grid",
                 store.phase3_cliff_summary_path, "phase3_cliff.py", CliffSummary),
@@ -68,22 +75,24 @@ SUMMARIES: dict[str, SummaryFile] = {s.key: s for s in (
                 ("python phase3_structure.py{args}",)),
     SummaryFile("depth", "depth sweep", "Depth — accuracy against layers kept",
                 store.depth_summary_path, "phase_depth.py", DepthSummary,
-                ("python phase_depth.py{args}",)),
+                ("python phase_depth.py{args}",), frozenset({"decoding"})),
     SummaryFile("lens", "logit-lens", "Depth — the logit lens",
                 store.lens_summary_path, "phase_lens.py", LensSummary,
-                ("python phase_lens.py{args}",)),
+                ("python phase_lens.py{args}",), frozenset({"num_layers", "decoding"})),
     SummaryFile("compute", "phase-4 compute-matched comparison",
                 "Phase 4 — compute-matched comparison", store.phase4_compute_path,
-                "phase4_compute.py", ComputeSummary, ("python phase4_compute.py{args}",)),
+                "phase4_compute.py", ComputeSummary, ("python phase4_compute.py{args}",),
+                frozenset({"num_layers"})),
 )}
 
 
-def how_to_make(key: str, model: str, results_dir: Path) -> str:
-    """The command(s) that produce a summary file, for a model and results folder."""
-    args = f" --model {model}"
+def how_to_make(key: str, run_flags: str, results_dir: Path) -> str:
+    """The command(s) that produce a summary file, for a run (``StudyConfig.run_flags``) and
+    results folder."""
+    args = f" {run_flags}"
     if Path(results_dir).resolve() != StudyConfig().paths.results_dir.resolve():
         args += f" --results-dir {results_dir}"
-    steps = [step.format(args=args, model=model) for step in SUMMARIES[key].commands]
+    steps = [step.format(args=args) for step in SUMMARIES[key].commands]
     return steps[0] if len(steps) == 1 else f"{', '.join(steps[:-1])}, then {steps[-1]}"
 
 
@@ -120,6 +129,8 @@ class StudyResults:
     model: str  # as the user gave it (alias, hub id or folder)
     tag: str  # its file-name form, used in every results file name
     results_dir: Path
+    run_flags: str = ""  # the flags that select this run in a command (default: --model only)
+    variant: frozenset[str] = frozenset()  # StudyConfig.run_variant: what sets this run apart
     phase1: Phase1Summary | None = None
     scaling: ScalingSummary | None = None
     phase1b: Phase1bSummary | None = None
@@ -143,15 +154,22 @@ class StudyResults:
             if getattr(self, key) is not None:
                 yield entry, getattr(self, key)
 
+    def applies(self, key: str) -> bool:
+        """Whether the summary ``key`` is made for runs like this one at all."""
+        return self.variant <= SUMMARIES[key].accepts
+
     def missing_line(self, key: str) -> str:
         """Why a summary is absent, and the command that makes it."""
         reason = self.problems.get(key, f"no {SUMMARIES[key].what} results")
-        return f"{reason} — run {how_to_make(key, self.model, self.results_dir)}"
+        flags = self.run_flags or f"--model {shlex.quote(self.model)}"
+        return f"{reason} — run {how_to_make(key, flags, self.results_dir)}"
 
 
-def load_results(results_dir: Path, model: str, tag: str) -> StudyResults:
-    """Read each summary of ``model`` (file names use ``tag``, e.g. ``cfg.model_tag``)."""
-    results = StudyResults(model, tag, Path(results_dir))
+def load_results(results_dir: Path, model: str, tag: str, run_flags: str = "",
+                 variant: frozenset[str] = frozenset()) -> StudyResults:
+    """Read each summary of ``model`` (file names use ``tag``, e.g. ``cfg.model_tag``; hints
+    name ``run_flags``, e.g. ``cfg.run_flags``; ``variant`` is ``cfg.run_variant``)."""
+    results = StudyResults(model, tag, Path(results_dir), run_flags, variant)
     for key in SUMMARIES:
         summary, problem = read_summary(key, results_dir, tag)
         setattr(results, key, summary)

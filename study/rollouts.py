@@ -39,6 +39,27 @@ class GenerationPlan:
         return max(self.budgets)
 
 
+def load_study_model(cfg: StudyConfig) -> utils.LoadedModel:
+    """The run's model as every phase must see it: name, precision, device and depth.
+
+    One place, so a cut model (``--num-layers``) is never swapped for the whole one in a later
+    step of the same run (e.g. the forced answers of rollouts made by the cut model).
+    """
+    m = cfg.model
+    return utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers)
+
+
+def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
+    """The rollout log ``whole`` as this process keeps it (its own file when sharded), with
+    ``config``'s fingerprint in its header; emptied first under ``--overwrite``."""
+    log = store.RolloutLog(sharding.log_path(cfg, whole),
+                           {"kind": kind, "fingerprint": store.fingerprint(config),
+                            "config": config, **sharding.log_header(cfg)})
+    if cfg.run.overwrite:
+        log.delete()
+    return log
+
+
 def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem]) -> dict:
     """Everything that determines the rollouts (and nothing that only affects speed).
 
@@ -104,11 +125,7 @@ def open_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem
     """
     config = rollout_config(cfg, plan, problems)
     whole = store.rollouts_path(cfg.paths.results_dir, plan.phase, rollout_tag(cfg))
-    log = store.RolloutLog(sharding.log_path(cfg, whole),  # a shard keeps its own log
-                           {"kind": "rollouts", "fingerprint": store.fingerprint(config),
-                            "config": config, **sharding.log_header(cfg)})
-    if cfg.run.overwrite:
-        log.delete()
+    log = open_log(cfg, whole, "rollouts", config)
     done = log.load()
     wanted = [(p, s) for p in problems for s in range(plan.samples)]
     for problem, sample in wanted:
@@ -137,8 +154,7 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
 
 def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Problem, int]],
               log: store.RolloutLog, done: RolloutRows, stats: dict) -> None:
-    lm = utils.load_model(cfg.model.name, cfg.model.precision, cfg.paths.data_dir,
-                          cfg.model.device, cfg.model.num_layers)
+    lm = load_study_model(cfg)
     stats["device"] = utils.device_description(lm)
     log.start()
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])

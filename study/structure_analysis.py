@@ -24,14 +24,15 @@ TokenCounter = Callable[[str], int]
 # ---------------------------------------------------------------------------- loading
 
 
-def load_cliff(results_dir: Path, model: str, tag: str
+def load_cliff(results_dir: Path, run_flags: str, tag: str
                ) -> tuple[dict, dict[int, list[Record]], list[Path]]:
-    """The cliff summary and its records by budget; ResultsError when phase 3 has not run."""
+    """The cliff summary and its records by budget; ResultsError when phase 3 has not run
+    (the hint repeats ``run_flags``, ``StudyConfig.run_flags``)."""
     summary_path = store.phase3_cliff_summary_path(results_dir, tag)
     if not summary_path.exists():
         raise store.ResultsError(
-            f"no phase-3 results for model {model} in {results_dir}: run "
-            f"python phase3_cliff.py --model {model} first")
+            f"no phase-3 results for model {tag} in {results_dir}: run "
+            f"python phase3_cliff.py {run_flags} first")
     summary = store.read_json(summary_path)
     budgets = sorted(int(b) for b in summary["budgets"])
     paths = [store.phase3_cliff_record_path(results_dir, tag, b) for b in budgets]
@@ -188,12 +189,12 @@ def compare_around_window(records_by_budget: dict[int, list[Record]], window: di
 
 
 
-def analyse(model: str, tag: str, results_dir: Path, count_tokens: TokenCounter, *,
+def analyse(run_flags: str, tag: str, results_dir: Path, count_tokens: TokenCounter, *,
             confidence: float, include_phase1: bool = False, counter_name: str | None = None
             ) -> tuple[dict, list[Path], int | None]:
     """The structure analysis of one model's cliff records (nothing written), the record files
     it read, and the seed of the cliff run."""
-    summary, records, paths = load_cliff(results_dir, model, tag)
+    summary, records, paths = load_cliff(results_dir, run_flags, tag)
     sources = dict.fromkeys(records, "phase3")
     note = None
     if include_phase1:
@@ -206,7 +207,7 @@ def analyse(model: str, tag: str, results_dir: Path, count_tokens: TokenCounter,
     if window is not None:
         window["measured_at_budget"] = max(cliff_records)
     result = {
-        "phase": "phase3_structure", "model": summary.get("model", model),
+        "phase": "phase3_structure", "model": summary.get("model", tag),
         "dataset": summary.get("dataset"),
         "token_counter": counter_name or "custom token counter",
         "budgets": per_budget(records, analyze, sources, confidence),

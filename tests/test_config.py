@@ -107,3 +107,43 @@ def test_replace_returns_a_copy_and_leaves_the_original():
     assert base.model.name == "qwen-1.5b"
     with pytest.raises(dataclasses.FrozenInstanceError):
         base.seed = 3  # type: ignore[misc]
+
+
+
+
+VARIANTS = {"num_layers": {"model.num_layers": 12},
+            "budget_mode": {"forcing.budget_mode": "force-continue"},
+            "decoding": {"generation.decoding": "power"}}
+
+
+@pytest.mark.parametrize("script", ["phase1_main", "phase1b_stochastic", "phase2_prepare",
+                                    "phase2_annotate", "phase2_analyze", "phase3_cliff",
+                                    "phase3_structure", "phase_depth", "phase_lens",
+                                    "phase4_compute", "visualize"])
+def test_run_flags_select_the_same_files_as_the_model_tag(script):
+    """"Run this next" hints repeat run_flags: a script must accept the flags of every kind of
+    run it is said to make (SummaryFile.accepts) and parse them back to the same model tag, and
+    refuse the others (the report then leaves its summary out for such runs)."""
+    import importlib
+    import shlex
+
+    from study.cli import config_from_args
+    from study.results import RUN_VARIANTS, SUMMARIES
+
+    parser = importlib.import_module(script).PARSER
+    entries = [e for e in SUMMARIES.values() if e.script == f"{script}.py"]
+    accepts = entries[0].accepts if entries else RUN_VARIANTS  # phase 2's helpers, visualize
+    assert all(e.accepts == accepts for e in entries)
+    base = StudyConfig().replace({"model.name": "smollm2-135m"})
+    for kind, change in VARIANTS.items():
+        cfg = base.replace(change)
+        assert cfg.run_variant == {kind}
+        argv = shlex.split(cfg.run_flags)
+        if kind in accepts:
+            assert config_from_args(parser.parse_args(argv)).model_tag == cfg.model_tag
+        else:
+            with pytest.raises(SystemExit):
+                parser.parse_args(argv)
+    both = base.replace({k: v for kind in accepts for k, v in VARIANTS[kind].items()})
+    back = config_from_args(parser.parse_args(shlex.split(both.run_flags)))
+    assert back.model_tag == both.model_tag and back.run_variant == accepts

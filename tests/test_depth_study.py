@@ -92,3 +92,43 @@ def test_lens_phase_on_phase1_rollouts(tiny_model_dir, arith_file, tmp_path, cap
     rows = {r["problem_id"]: r for r in map(json.loads, log.read_text().splitlines()[1:])}
     assert set(summary["problem_ids"]) <= set(rows)
     assert np.all(np.isfinite(summary["budgets"]["12"]["kl"]))
+
+
+def test_forced_answers_of_a_cut_model_come_from_the_cut_model(tiny_model_dir, arith_file,
+                                                               tmp_path, tiny_lm):
+    """Force-end under --num-layers: rollouts and answer branches both use the first L layers.
+
+    The reference is a plain ``model.generate`` of prompt + thinking + cue on the 1-layer model;
+    the whole model's answers must differ somewhere, or the check could not tell them apart.
+    """
+    import torch
+
+    results = tmp_path / "r"
+    args = [*base_args(tiny_model_dir, arith_file, results), "--budgets", "8",
+            "--num-layers", "1", "--budget-mode", "force-end", "--answer-tokens", "4",
+            "--bootstrap-resamples", "20"]
+    assert phase1_main.main(args) == 0
+    tag = utils.model_tag(str(tiny_model_dir))
+    records = store.read_json(store.phase1_record_path(results, f"{tag}-L1-force-end", 8))
+    log = (results / "rollouts" / f"phase1_{tag}-L1.jsonl").read_text().splitlines()[1:]
+    rows = {json.loads(x)["problem_id"]: json.loads(x) for x in log}
+    cut = utils.load_model(str(tiny_model_dir), "fp32", tmp_path, "cpu", 1)
+    full = utils.load_model(str(tiny_model_dir), "fp32", tmp_path, "cpu")
+    cue = cut.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
+    from study.datasets import load_dataset
+
+    questions = {p.problem_id: p.prompt for p in load_dataset(
+        str(arith_file), None, 1234, tmp_path, "numeric", "shipped").problems}
+
+    def answer(lm, record) -> str:
+        prompt = utils.chat_prompt_ids(lm.tokenizer, [questions[record["problem_id"]]])[0]
+        thinking = [t for t in rows[record["problem_id"]]["token_ids"][:8]
+                    if t not in lm.eos_ids]
+        ids = torch.tensor([prompt + thinking + cue])
+        out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4,
+                                do_sample=False, eos_token_id=list(lm.eos_ids),
+                                pad_token_id=lm.pad_id)
+        return utils.decode_text(lm.tokenizer, out[0, ids.shape[1]:].tolist())
+
+    assert [r["forced_answer"] for r in records] == [answer(cut, r) for r in records]
+    assert [r["forced_answer"] for r in records] != [answer(full, r) for r in records]

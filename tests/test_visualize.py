@@ -302,10 +302,11 @@ def test_registry_names_file_script_and_command_of_each_summary():
     fields = [f.name for f in dataclasses.fields(StudyResults)]
     assert [f for f in fields if f in SUMMARIES] == list(SUMMARIES)  # one attribute each
     default = StudyConfig().paths.results_dir
-    assert how_to_make("phase1", MODEL, default) == f"python run_all.py --phase1 --model {MODEL}"
-    assert how_to_make("structure", MODEL, Path("elsewhere")) == (
+    assert how_to_make("phase1", f"--model {MODEL}", default) == (
+        f"python run_all.py --phase1 --model {MODEL}")
+    assert how_to_make("structure", f"--model {MODEL}", Path("elsewhere")) == (
         f"python phase3_structure.py --model {MODEL} --results-dir elsewhere")
-    assert how_to_make("phase2", MODEL, default) == (
+    assert how_to_make("phase2", f"--model {MODEL}", default) == (
         f"python run_all.py --phase2-prepare --model {MODEL}, label the TSVs (python "
         f"phase2_annotate.py --model {MODEL}), then python run_all.py --phase2-analyze "
         f"--model {MODEL}")
@@ -546,7 +547,7 @@ def test_report_names_the_command_for_each_missing_phase(tmp_path):
     assert run(results, tmp_path / "f", "--format", "pdf") == 0
     text = (results / f"report_{MODEL}.md").read_text()
     for key in ("phase1b", "phase2", "phase3", "structure"):
-        assert how_to_make(key, MODEL, results) in text
+        assert how_to_make(key, f"--model {MODEL}", results) in text
 
 
 def test_report_reads_the_precision_of_a_nested_config(tmp_path):
@@ -602,7 +603,7 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
         store.write_json(store.phase3_cliff_record_path(results, MODEL, b), recs)
     made["phase3"] = {"phase": "phase3", **head, **cliff.summarize(grid, st, 7)}
     store.write_json(path_of("phase3", results), made["phase3"])
-    analysis, _, _ = structure_analysis.analyse(MODEL, MODEL, results,
+    analysis, _, _ = structure_analysis.analyse(f"--model {MODEL}", MODEL, results,
                                                 lambda t: len(t.split()), confidence=0.95)
     made["structure"] = {**analysis, "provenance": PROV}
     keep = {f"p{i}" for i in range(6)}
