@@ -193,11 +193,11 @@ class DepthConfig:
     """phase_depth.py: accuracy against the number of decoder layers kept."""
 
     # None: 40, 60, 80, 90 and 100 % of the model's depth (SmolLM2's 30: 12 18 24 27 30).
-    layers: tuple[int, ...] | None = opt(None, local="--layers",
+    layers: tuple[int, ...] | None = opt(None, local="--layers", flag="--depth-layers",
                                          help="depths to run (default: 40/60/80/90/100%% of "
                                          "the model's layers)")
     # Where phase 1b looks for the plateau: depth is measured where more tokens no longer help.
-    budgets: tuple[int, ...] = opt((512,), local="--budgets",
+    budgets: tuple[int, ...] = opt((512,), local="--budgets", flag="--depth-budgets",
                                    help="token budget(s) of the depth sweep (all read off one "
                                    "rollout per problem and depth)")
 
@@ -206,13 +206,14 @@ class DepthConfig:
 class LensConfig:
     """phase_lens.py: the logit lens over a seeded sample of phase-1 rollouts."""
 
-    samples: int = opt(16, local="--samples",  # SmolLM2, 2 CPU cores: ~2.5 min (measured)
+    # SmolLM2, 2 CPU cores: ~2.5 min (measured)
+    samples: int = opt(16, local="--samples", flag="--lens-samples",
                        help="phase-1 rollouts sampled (seeded) for the logit lens")
-    budgets: tuple[int, ...] | None = opt(None, local="--lens-budgets",
+    budgets: tuple[int, ...] | None = opt(None, flag="--lens-budgets",
                                           help="budgets at which KL is averaged (default: the "
                                           "phase-1 budgets, --budgets)")
     # Four rows of 2k tokens keep every layer's hidden states of a 7B well under 16 GB.
-    batch_size: int = opt(4, local="--lens-batch-size", help="rollouts per lens forward pass")
+    batch_size: int = opt(4, flag="--lens-batch-size", help="rollouts per lens forward pass")
 
 
 @dataclass(frozen=True)

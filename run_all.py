@@ -3,6 +3,7 @@
 Run:   python run_all.py --all --model qwen-1.5b              # the paper-scale study (GPU)
 Demo:  python run_all.py --demo                               # offline, SmolLM2-135M, ~3 min CPU
 Parts: python run_all.py --phase1 --model qwen-1.5b --num-samples 200
+More:  python run_all.py --all --depth --lens --phase4 --model qwen-1.5b   # beyond the spec
 YAML:  python run_all.py --all --config examples/demo.yaml    # flags still win over the file
 Grid:  python run_all.py --models smollm2-135m smollm2-135m@bf16 --datasets arith gsm8k
 
@@ -29,10 +30,16 @@ from study.cli import USER_ERRORS, config_from_args, config_parser, fail
 # --all order: every compute-heavy phase first, so a GPU run finishes in one sitting and only the
 # cheap analysis waits for hand labels (the gate sits right before phase2_analyze).
 PHASES = ("phase1", "phase1b", "phase2_prepare", "phase3", "phase2_analyze", "visualize")
+# Steps beyond the spec's study, run only when asked for (also with --all); in this order, after
+# phase 3 (their inputs) and before the figures that draw them.
+EXTRA_STEPS = ("depth", "lens", "phase4")
+ORDER = ("phase1", "phase1b", "phase2_prepare", "phase3", *EXTRA_STEPS, "phase2_analyze",
+         "visualize")
 # The scripts each step runs (phase 3 is the cliff grid, then the solution structure).
 SCRIPTS: dict[str, tuple[str, ...]] = {
     "phase1": ("phase1_main",), "phase1b": ("phase1b_stochastic",),
     "phase2_prepare": ("phase2_prepare",), "phase3": ("phase3_cliff", "phase3_structure"),
+    "depth": ("phase_depth",), "lens": ("phase_lens",), "phase4": ("phase4_compute",),
     "phase2_analyze": ("phase2_analyze",), "visualize": ("visualize",),
 }
 # The scripts that generate (and so shard, under --shard or accelerate launch); the others read
@@ -40,9 +47,13 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 GENERATING_SCRIPTS = ("phase1_main", "phase1b_stochastic", "phase3_cliff")
 STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase2_prepare": "write annotation TSVs", "phase2_analyze": "analyse labelled TSVs",
-             "phase3": "cliff + solution structure", "visualize": "figures + report"}
+             "phase3": "cliff + solution structure", "visualize": "figures + report",
+             "depth": "accuracy against layers kept (phase_depth.py; not in --all)",
+             "lens": "logit lens on phase-1 rollouts (phase_lens.py; not in --all)",
+             "phase4": "compute-matched comparison (phase4_compute.py; not in --all)"}
 ALL_SECTIONS = ("seed", "model", "data", "generation", "forcing", "power", "phase1", "phase1b",
-                "phase3", "annotation", "statistics", "figures", "paths", "run", "grid")
+                "phase3", "depth", "lens", "annotation", "statistics", "figures", "paths", "run",
+                "grid")
 
 
 def build_parser():
@@ -53,7 +64,7 @@ def build_parser():
     steps.add_argument("--demo", action="store_true", default=False,
                        help=f"the offline demo: --all with --config {DEMO_CONFIG.name} "
                        "(examples/); another --config or flags still apply on top")
-    for step in PHASES:
+    for step in ORDER:
         steps.add_argument(f"--{step.replace('_', '-')}", dest=step, action="store_true",
                            default=False, help=STEP_HELP[step])
     return parser
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     whole = args.all or args.demo
-    steps = list(PHASES) if whole else [s for s in PHASES if getattr(args, s)]
+    steps = [s for s in ORDER if (whole and s in PHASES) or getattr(args, s)]
     if not steps and not hasattr(args, "grid.datasets"):
         parser.print_help()
         return 2

@@ -75,3 +75,23 @@ def test_bad_yaml_key_is_one_line_exit_2(tmp_path, capsys):
 def test_nothing_to_run_prints_help_and_exits_2(capsys):
     assert run_all.main([]) == 2
     assert "--all" in capsys.readouterr().out
+
+
+def test_steps_beyond_the_spec_run_only_when_asked_and_in_order(monkeypatch):
+    asked = []
+    monkeypatch.setattr(run_all, "run_steps",
+                        lambda cfg, steps, gated: asked.append((steps, gated)) or 0)
+    assert run_all.main(["--visualize", "--phase4", "--lens", "--phase1", "--depth"]) == 0
+    assert run_all.main(["--all"]) == 0
+    assert run_all.main(["--all", "--lens"]) == 0
+    assert asked == [
+        (["phase1", "depth", "lens", "phase4", "visualize"], False),
+        (list(run_all.PHASES), True),
+        (["phase1", "phase1b", "phase2_prepare", "phase3", "lens", "phase2_analyze",
+          "visualize"], True)]
+    # every step names scripts that exist and have run(cfg)
+    import importlib
+
+    for step in run_all.ORDER:
+        for name in run_all.SCRIPTS[step]:
+            assert callable(importlib.import_module(name).run)
