@@ -313,43 +313,38 @@ class StudyConfig:
         """A copy with dotted keys changed: ``{"model.name": "qwen-7b", "seed": 1}``."""
         return from_mapping(nest(changes), base=self, source="overrides")
 
+    def _variant_parts(self) -> list[tuple[str, str, str]]:
+        """(kind, file-tag suffix, flags) of each thing that sets this run's files apart from
+        the plain run's, in tag order. One list, so tags, flags and kinds always agree."""
+        n, mode = self.model.num_layers, self.forcing.budget_mode
+        parts = []
+        if n is not None:  # only the first n decoder layers kept
+            parts.append(("num_layers", f"-L{n}", f"--num-layers {n}"))
+        if mode != "truncate":  # forced runs sit beside truncation's
+            parts.append(("budget_mode", f"-{mode}", f"--budget-mode {mode}"))
+        if self.generation.decoding == "power":
+            parts.append(("decoding", "-power", "--decoding power"))
+        return parts
+
     @property
     def model_tag(self) -> str:
         """File-name-safe model name (the alias, or a sanitised hub id / folder name), with
         ``-L{n}`` when only the first n decoder layers are kept, then ``-{budget_mode}`` for
-        forced runs so their results sit beside truncation's, then ``-power`` under power
-        sampling."""
-        tag = model_tag(self.model.name)
-        if self.model.num_layers is not None:
-            tag += f"-L{self.model.num_layers}"
-        if self.forcing.budget_mode != "truncate":
-            tag += f"-{self.forcing.budget_mode}"
-        if self.generation.decoding == "power":
-            tag += "-power"
-        return tag
+        forced runs, then ``-power`` under power sampling."""
+        return model_tag(self.model.name) + "".join(s for _, s, _ in self._variant_parts())
 
     @property
     def run_variant(self) -> frozenset[str]:
         """What sets this run's files apart from the plain run's (the parts of ``model_tag``
         after the model's name): some of "num_layers", "budget_mode", "decoding"."""
-        return frozenset(name for name, on in (
-            ("num_layers", self.model.num_layers is not None),
-            ("budget_mode", self.forcing.budget_mode != "truncate"),
-            ("decoding", self.generation.decoding == "power")) if on)
+        return frozenset(kind for kind, _, _ in self._variant_parts())
 
     @property
     def run_flags(self) -> str:
         """The flags that pick this run's files (everything in ``model_tag``), for the
         "run this next" hints: a hint with ``--model`` alone would read another run's results."""
-        flags = f"--model {shlex.quote(self.model.name)}"
-        if self.model.num_layers is not None:
-            flags += f" --num-layers {self.model.num_layers}"
-        if self.forcing.budget_mode != "truncate":
-            flags += f" --budget-mode {self.forcing.budget_mode}"
-        if self.generation.decoding == "power":
-            flags += " --decoding power"
-        return flags
-
+        return " ".join([f"--model {shlex.quote(self.model.name)}",
+                         *(f for _, _, f in self._variant_parts())])
 
 def from_mapping(data: dict[str, Any], base: StudyConfig | None = None,
                  source: str = "config") -> StudyConfig:
