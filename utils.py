@@ -31,37 +31,73 @@ each sequence is encoded once and every budget's branch starts from a crop of th
 
 from __future__ import annotations
 
-from engine.branching import (
-    Branch,
-    BranchAnswer,
-    branch_answers,
-    branch_scores,
-    thinking_end_marker,
-)
-from engine.decode import KV_LAYOUTS, LogitsHook, Rollout
-from engine.depth import model_depth, truncate_layers
-from engine.hub import hub_unreachable
-from engine.lens import LensKL, logit_lens_kl
-from engine.loading import (
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Torch-free names: the config and the command-line checks use them before any model is wanted.
+from engine.hub import check_model_reachable, hub_unreachable
+from engine.settings import (
+    KV_LAYOUTS,
     MODEL_ALIASES,
     PRECISIONS,
-    LoadedModel,
     ModelLoadError,
     ModelSpec,
-    chat_prompt_ids,
-    decode_text,
-    device_description,
-    load_model,
-    load_tokenizer,
+    SamplingConfig,
     model_tag,
-    pick_device,
     resolve_model,
+    row_seed,
 )
-from engine.power import PowerRollout, PowerSettings, power_sample
-from engine.sampling import SamplingConfig, row_seed
-from engine.scheduler import BatchCallback, auto_batch_size, generate_rollouts
+
+# Everything else is imported on first use (PEP 562), so that a command that fails on a bad flag
+# or file does so in about a second instead of after importing torch and transformers.
+_LAZY = {
+    "engine.branching": ("Branch", "BranchAnswer", "branch_answers", "branch_scores",
+                         "thinking_end_marker"),
+    "engine.decode": ("LogitsHook", "Rollout"),
+    "engine.depth": ("model_depth", "truncate_layers"),
+    "engine.lens": ("LensKL", "logit_lens_kl"),
+    "engine.loading": ("LoadedModel", "chat_prompt_ids", "decode_text", "device_description",
+                       "load_model", "load_tokenizer", "pick_device"),
+    "engine.power": ("PowerRollout", "PowerSettings", "power_sample"),
+    "engine.scheduler": ("BatchCallback", "auto_batch_size", "generate_rollouts"),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:  # what type checkers and readers see
+    from engine.branching import (
+        Branch,
+        BranchAnswer,
+        branch_answers,
+        branch_scores,
+        thinking_end_marker,
+    )
+    from engine.decode import LogitsHook, Rollout
+    from engine.depth import model_depth, truncate_layers
+    from engine.lens import LensKL, logit_lens_kl
+    from engine.loading import (
+        LoadedModel,
+        chat_prompt_ids,
+        decode_text,
+        device_description,
+        load_model,
+        load_tokenizer,
+        pick_device,
+    )
+    from engine.power import PowerRollout, PowerSettings, power_sample
+    from engine.scheduler import BatchCallback, auto_batch_size, generate_rollouts
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
+    "check_model_reachable",
     "KV_LAYOUTS",
     "MODEL_ALIASES",
     "PRECISIONS",

@@ -24,10 +24,10 @@ import torch
 from engine import batching
 from engine.loading import LoadedModel, ModelLoadError
 from engine.sampling import SamplingConfig, choose_next_tokens
+from engine.settings import KV_LAYOUTS
 
 log = logging.getLogger("saturation")
 
-KV_LAYOUTS = ("auto", "static", "growing")
 # logits_hook(row ids, each row's step, logits [rows, vocab]) -> logits, applied before choosing
 LogitsHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # A running batch takes waiting prompts once this share of its rows is free (or it is empty):

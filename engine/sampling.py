@@ -14,32 +14,14 @@ full-vocabulary sampler draws (the tests hold an independent reference).
 from __future__ import annotations
 
 import functools
-import hashlib
-from dataclasses import dataclass
 
 import torch
+
+from engine.settings import SamplingConfig, row_seed  # noqa: F401  (torch-free; re-exported)
 
 _MASK32 = 0xFFFFFFFF
 # Candidate counts tried before a full sort of the vocabulary: real models' nuclei are small.
 NUCLEUS_CANDIDATES = (128, 1024)
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Decoding settings. temperature == 0 means greedy (argmax) decoding."""
-
-    temperature: float = 0.0  # greedy by default, so results are deterministic
-    top_p: float = 1.0  # nucleus mass kept when sampling; 1.0 = no truncation
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0.0
-
-
-def row_seed(seed: int, problem_id: str, sample: int) -> int:
-    """32-bit seed of one (problem, sample): independent of batching and of other problems."""
-    digest = hashlib.sha256(f"{seed}|{problem_id}|{sample}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 # ---------------------------------------------------------------- the noise

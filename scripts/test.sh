@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 ${PYTHON:-python} -m ruff check .
-${PYTHON:-python} -m pytest -q -m "slow or not slow" "$@"
+${PYTHON:-python} -m pytest -q -m "slow or not slow" --durations=10 "$@"

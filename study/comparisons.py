@@ -19,7 +19,6 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from study.intervals import bootstrap_ci, percentile_interval, resample_indices
 
@@ -40,6 +39,8 @@ def _mcnemar_exact_p(a: np.ndarray, b: np.ndarray) -> tuple[float, int, int]:
     a_only = int(np.sum((a == 1) & (b == 0)))
     if b_only + a_only == 0:
         return 1.0, b_only, a_only
+    from scipy import stats as sps  # imported on first use: slow to import
+
     return float(sps.binomtest(b_only, b_only + a_only, 0.5).pvalue), b_only, a_only
 
 
@@ -47,6 +48,8 @@ def _wilcoxon_p(diff: np.ndarray) -> float:
     """Wilcoxon signed-rank p-value, zero differences dropped; all-zero differences -> 1.0."""
     if not np.any(diff != 0):
         return 1.0
+    from scipy import stats as sps
+
     return float(sps.wilcoxon(diff, zero_method="wilcox").pvalue)
 
 

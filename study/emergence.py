@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 JUMP_BREAKTHROUGH = 0.5  # two equal steps score exactly 0.5: a jump is sharper than that
 JUMP_RISE = 0.5  # and lifts the problem by at least half: one flip of a 0/1 trajectory
@@ -55,6 +54,8 @@ def skew(y: Sequence[float]) -> float | None:
     delta = np.diff(np.asarray(y, dtype=float))
     if len(delta) <= 2 or np.allclose(delta, delta[0]):
         return None
+    from scipy import stats as sps  # imported on first use: slow to import
+
     value = float(sps.skew(delta, bias=False))
     return value if np.isfinite(value) else None
 
@@ -116,5 +117,7 @@ def rank_agreement(a: dict[str, float], b: dict[str, float]) -> tuple[float | No
     common = sorted(set(a) & set(b))
     if len(common) < 3 or len({a[i] for i in common}) < 2 or len({b[i] for i in common}) < 2:
         return None, len(common)  # too few problems, or one run scores them all the same
+    from scipy import stats as sps
+
     rho = sps.spearmanr([a[i] for i in common], [b[i] for i in common]).statistic
     return (float(rho) if np.isfinite(rho) else None), len(common)

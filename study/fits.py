@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
 
 MODELS = ("log-linear", "piecewise", "saturating")
 TAU_STEP = 0.125  # breakpoint grid: 8 candidates per doubling
@@ -67,6 +66,8 @@ def _maximise(curve: Callable[[np.ndarray], np.ndarray], start: Sequence[float],
               bounds: Sequence[tuple[float, float]], s: np.ndarray,
               t: np.ndarray) -> tuple[np.ndarray, float]:
     """Bounded maximum likelihood of ``curve(theta)`` (p at each budget); (theta, log L)."""
+    from scipy.optimize import minimize  # imported on first use: slow to import
+
     result = minimize(lambda th: -log_likelihood(curve(th), s, t), np.asarray(start, float),
                       method="L-BFGS-B", bounds=bounds)
     return result.x, -float(result.fun)

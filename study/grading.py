@@ -50,10 +50,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from math_verify import parse, verify
-
-# math-verify logs "Timeout is disabled..." (and parse failures) as warnings; keep them off the
-# user's terminal.
+# math-verify (and sympy under it) is imported on first use: numeric sets never need it, and a
+# command should fail on a bad flag before paying for it. It logs "Timeout is disabled..." (and
+# parse failures) as warnings; keep them off the user's terminal.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 # Answer kinds that ``grade`` and ``is_equivalent`` accept (latex and choice: grading_latex.py).
@@ -271,6 +270,8 @@ def _values_close(a: Fraction, b: Fraction) -> bool:
 def _math_verify_parse(text: str) -> list[object]:
     """math-verify parse of ``text``, read as inline math first: undelimited LaTeX such as
     '\\sqrt{4}' parses to nothing, and '2\\sqrt{2}' to just 2, without the $ delimiters."""
+    from math_verify import parse
+
     if "$" not in text and "\\boxed" not in text:
         parsed = parse(f"${text}$", parsing_timeout=None)
         if parsed:
@@ -282,6 +283,8 @@ def _math_verify_equal(gold: str, predicted: str) -> bool:
     """math-verify's verdict with its signal-based timeouts off; any failure counts as False."""
     if len(gold) > MATH_VERIFY_MAX_CHARS or len(predicted) > MATH_VERIFY_MAX_CHARS:
         return False
+    from math_verify import verify
+
     try:
         gold_parsed, predicted_parsed = _math_verify_parse(gold), _math_verify_parse(predicted)
         return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))

@@ -111,12 +111,14 @@ def extract_latex_flexible(text: str) -> str | None:
 
 def _verify_now(gold: str, predicted: str) -> bool:
     """math-verify's verdict (gold first), signal timeouts off; any failure counts as False."""
+    from math_verify import verify  # imported on first use (slow to import)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             gold_parsed = grading._math_verify_parse(gold)
             predicted_parsed = grading._math_verify_parse(predicted)
-            return bool(grading.verify(gold_parsed, predicted_parsed, timeout_seconds=None))
+            return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))
         except (ValueError, TypeError, ArithmeticError, AttributeError, RecursionError):
             return False
 

@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 
 def _z_value(confidence: float) -> float:
     """Two-sided standard-normal quantile for ``confidence`` (0.95 -> 1.959...)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    from scipy import stats as sps  # imported on first use: slow to import
+
     return float(sps.norm.ppf(0.5 + confidence / 2.0))
 
 

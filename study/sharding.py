@@ -25,6 +25,7 @@ Who merges: under accelerate, rank 0 after a barrier; in an array, the last shar
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections import defaultdict
@@ -101,11 +102,20 @@ def _process_state(cfg: StudyConfig) -> Any:
     return PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
 
 
+def _launched_together() -> bool:
+    """Whether a launcher started several processes (``accelerate launch`` and torchrun set
+    WORLD_SIZE). A plain ``python`` run then needs neither accelerate nor torch to know it is
+    alone, so it gets as far as its first real error without importing them."""
+    return int(os.environ.get("WORLD_SIZE") or 1) > 1
+
+
 def current(cfg: StudyConfig) -> Shard | None:
     """This process's shard, or None when it runs the phase whole (or only merges)."""
     check(cfg)
-    state = _process_state(cfg)
-    world, rank = state.num_processes, state.process_index
+    world, rank = 1, 0
+    if _launched_together():
+        state = _process_state(cfg)
+        world, rank = state.num_processes, state.process_index
     if cfg.run.merge:
         if world > 1:
             raise ConfigError("--merge runs in one process; start it with python, not "

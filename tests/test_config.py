@@ -147,3 +147,24 @@ def test_run_flags_select_the_same_files_as_the_model_tag(script):
     both = base.replace({k: v for kind in accepts for k, v in VARIANTS[kind].items()})
     back = config_from_args(parser.parse_args(shlex.split(both.run_flags)))
     assert back.model_tag == both.model_tag and back.run_variant == accepts
+
+
+def test_scripts_import_no_torch_so_bad_flags_fail_fast():
+    """A bad flag or file must fail in about a second: no script imports torch, transformers,
+    scipy or math-verify before it needs them (the engine and scipy load on first use)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = ["config", "run_all", "phase1_main", "phase1b_stochastic", "phase2_prepare",
+               "phase2_annotate", "phase2_analyze", "phase3_cliff", "phase3_structure",
+               "phase_depth", "phase_lens", "phase4_compute", "visualize", "compare"]
+    heavy = ("torch", "transformers", "scipy", "math_verify")
+    probe = (f"import importlib, json, sys\nseen = {{}}\nfor name in {scripts!r}:\n"
+             "    importlib.import_module(name)\n"
+             f"    seen[name] = [m for m in {heavy!r} if m in sys.modules]\n"
+             "print(json.dumps(seen))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    assert json.loads(out) == {name: [] for name in scripts}
