@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -279,17 +280,26 @@ def _math_verify_parse(text: str) -> list[object]:
     return parse(text, parsing_timeout=None)
 
 
-def _math_verify_equal(gold: str, predicted: str) -> bool:
-    """math-verify's verdict with its signal-based timeouts off; any failure counts as False."""
-    if len(gold) > MATH_VERIFY_MAX_CHARS or len(predicted) > MATH_VERIFY_MAX_CHARS:
-        return False
+def math_verify_verdict(gold: str, predicted: str) -> bool:
+    """math-verify's verdict (gold first) with its signal-based timeouts and its warnings off;
+    any failure counts as False. No size or time limit: see the callers."""
     from math_verify import verify
 
-    try:
-        gold_parsed, predicted_parsed = _math_verify_parse(gold), _math_verify_parse(predicted)
-        return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))
-    except (ValueError, TypeError, ArithmeticError, AttributeError, RecursionError):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            gold_parsed = _math_verify_parse(gold)
+            predicted_parsed = _math_verify_parse(predicted)
+            return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))
+        except (ValueError, TypeError, ArithmeticError, AttributeError, RecursionError):
+            return False
+
+
+def _math_verify_equal(gold: str, predicted: str) -> bool:
+    """The verdict inline, for answers no longer than ``MATH_VERIFY_MAX_CHARS``."""
+    if len(gold) > MATH_VERIFY_MAX_CHARS or len(predicted) > MATH_VERIFY_MAX_CHARS:
         return False
+    return math_verify_verdict(gold, predicted)
 
 
 def _kind_rules(kind: str):

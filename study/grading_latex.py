@@ -28,7 +28,6 @@ import select
 import subprocess
 import sys
 import threading
-import warnings
 
 from study import grading
 
@@ -109,26 +108,12 @@ def extract_latex_flexible(text: str) -> str | None:
 # --------------------------------------------------------------------------- math-verify worker
 
 
-def _verify_now(gold: str, predicted: str) -> bool:
-    """math-verify's verdict (gold first), signal timeouts off; any failure counts as False."""
-    from math_verify import verify  # imported on first use (slow to import)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            gold_parsed = grading._math_verify_parse(gold)
-            predicted_parsed = grading._math_verify_parse(predicted)
-            return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=None))
-        except (ValueError, TypeError, ArithmeticError, AttributeError, RecursionError):
-            return False
-
-
 def _serve() -> None:
     """Worker loop (``python -m study.grading_latex``): one JSON [gold, predicted] per line in,
     one JSON verdict per line out."""
     for line in sys.stdin:
         gold, predicted = json.loads(line)
-        sys.stdout.write(json.dumps(_verify_now(gold, predicted)) + "\n")
+        sys.stdout.write(json.dumps(grading.math_verify_verdict(gold, predicted)) + "\n")
         sys.stdout.flush()
 
 
@@ -182,7 +167,7 @@ class _Worker:
                     self.close()
                     self._unavailable = True  # no worker here: run inline, size-bounded only
             if self._process is None:
-                return _verify_now(gold, predicted)
+                return grading.math_verify_verdict(gold, predicted)
             try:
                 return self._ask(gold, predicted, timeout_s)
             except (OSError, TimeoutError, ValueError):
