@@ -35,7 +35,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Torch-free names: the config and the command-line checks use them before any model is wanted.
-from engine.hub import check_model_reachable, hub_unreachable
+from engine.hub import hub_unreachable, model_cache_only
 from engine.settings import (
     KV_LAYOUTS,
     MODEL_ALIASES,
@@ -97,7 +97,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "check_model_reachable",
     "KV_LAYOUTS",
     "MODEL_ALIASES",
     "PRECISIONS",
@@ -125,6 +124,7 @@ __all__ = [
     "load_tokenizer",
     "logit_lens_kl",
     "model_depth",
+    "model_cache_only",
     "model_tag",
     "power_sample",
     "pick_device",

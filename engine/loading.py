@@ -187,15 +187,18 @@ def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):
     return tokenizer
 
 
-def load_model(model: str, precision: str, data_dir: Path,
-               device: str | None = None, num_layers: int | None = None) -> LoadedModel:
+def load_model(model: str, precision: str, data_dir: Path, device: str | None = None,
+               num_layers: int | None = None, local_only: bool | None = None) -> LoadedModel:
     """Load an alias, hub id or local folder at the resolved precision, in eval mode.
 
     ``num_layers``: keep only the first L decoder layers (``engine.depth``); None keeps all.
+    ``local_only``: the answer of ``engine.hub.model_cache_only`` when the caller already asked
+    (None: ask here).
     """
     spec = resolve_model(model)
     location = model_location(spec, data_dir)
-    local_only = cache_only(location)  # before importing transformers: fail fast offline
+    if local_only is None:
+        local_only = cache_only(location)  # before importing transformers: fail fast offline
     from transformers import AutoConfig, AutoModelForCausalLM
 
     dev = pick_device(device)

@@ -46,8 +46,9 @@ def load_study_model(cfg: StudyConfig) -> utils.LoadedModel:
     step of the same run (e.g. the forced answers of rollouts made by the cut model).
     """
     m = cfg.model
-    utils.check_model_reachable(m.name)  # offline and not cached: fail before importing torch
-    return utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers)
+    local_only = utils.model_cache_only(m.name)  # offline and not cached: fail before torch
+    return utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
+                            local_only)
 
 
 def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
