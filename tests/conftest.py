@@ -50,6 +50,19 @@ def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> Path:
     return folder
 
 
+def write_sums(path: Path, pairs) -> Path:
+    """A local dataset (jsonl, GSM8K's answer format) asking "What is a + b?" for each pair."""
+    path.write_text("".join(json.dumps({"question": f"What is {a} + {b}?",
+                                        "answer": f"#### {a + b}"}) + "\n" for a, b in pairs))
+    return path
+
+
+@pytest.fixture(scope="session")
+def sums_file():
+    """``write_sums``, for tests in any fixture scope (conftest is not importable)."""
+    return write_sums
+
+
 @pytest.fixture()
 def arith_file(tmp_path) -> Path:
     """A small local dataset (jsonl) in GSM8K format."""

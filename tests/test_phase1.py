@@ -86,11 +86,8 @@ def _wait_for_rollouts(log: Path, at_least: int, proc: subprocess.Popen, timeout
     pytest.fail("phase 1 made no progress")
 
 
-def test_kill_and_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path):
-    dataset = tmp_path / "many.jsonl"
-    dataset.write_text("".join(json.dumps({"question": f"What is {i} + {i}?",
-                                           "answer": f"#### {2 * i}"}) + "\n"
-                               for i in range(40)))
+def test_kill_and_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path, sums_file):
+    dataset = sums_file(tmp_path / "many.jsonl", [(i, i) for i in range(40)])
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     argv = ["--model", str(tiny_model_dir), "--dataset", str(dataset), "--budgets", "16", "64",
             "--batch-size", "1", "--quiet"]

@@ -43,13 +43,10 @@ def summary_of(results: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, tiny_model_dir):
+def first_run(tmp_path_factory, tiny_model_dir, sums_file):
     """One finished run; tests that change it work on a copy of its results folder."""
     root = tmp_path_factory.mktemp("p1b")
-    dataset = root / "mini.jsonl"
-    dataset.write_text("".join(json.dumps({"question": f"What is {a} + {b}?",
-                                           "answer": f"#### {a + b}"}) + "\n"
-                               for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9)]))
+    dataset = sums_file(root / "mini.jsonl", [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9)])
     results = root / "results"
     assert p1b.main(cli_args(tiny_model_dir, dataset, results)) == 0
     return tiny_model_dir, dataset, results

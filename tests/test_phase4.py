@@ -44,13 +44,10 @@ def test_pareto_frontier_by_hand():
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory, tiny_model_dir):
+def study(tmp_path_factory, tiny_model_dir, sums_file):
     """Phase 1, phase 1b and phase 4 (which makes the power runs) on the tiny model."""
     root = tmp_path_factory.mktemp("p4")
-    data = root / "mini.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {a} + {b}?",
-                                        "answer": f"#### {a + b}"}) + "\n"
-                            for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9)]))
+    data = sums_file(root / "mini.jsonl", [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9)])
     results = root / "results"
     common = ["--model", str(tiny_model_dir), "--dataset", str(data), "--results-dir",
               str(results), "--quiet", "--seed", "3"]

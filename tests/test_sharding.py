@@ -207,11 +207,8 @@ def _wait_for_rows(folder: Path, at_least: int, proc: subprocess.Popen, timeout:
 
 
 def test_a_killed_shard_resumes_and_merges_into_the_single_process_files(tiny_model_dir,
-                                                                         tmp_path):
-    dataset = tmp_path / "many.jsonl"
-    dataset.write_text("".join(json.dumps({"question": f"What is {i} + {i}?",
-                                           "answer": f"#### {2 * i}"}) + "\n"
-                               for i in range(24)))
+                                                                         tmp_path, sums_file):
+    dataset = sums_file(tmp_path / "many.jsonl", [(i, i) for i in range(24)])
     killed, single = tmp_path / "killed", tmp_path / "single"
     argv = ["--model", str(tiny_model_dir), "--dataset", str(dataset), "--budgets", "8", "32",
             "--batch-size", "3", "--quiet"]  # 12 problems a shard: 4 batches of 3 rows
