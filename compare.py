@@ -5,7 +5,7 @@ Run:  python compare.py --runs results/grid                 # every cell of a gr
 
 A run is one model's phase-1 results in a folder (a folder without any is searched one level
 down, so a grid folder lists its cells). For each run the scaling summary (fits and emergence,
-``study.scaling``) is read, or computed from the stored records when missing. Draws
+``study.analysis.scaling``) is read, or computed from the stored records when missing. Draws
 ``compare_runs.{png,pdf}`` (one panel per dataset: every run's accuracy with its CI band and its
 best fit), prints the runs' fits, and for every two runs on the same dataset the Spearman
 correlation of their problems' breakthroughness and the problems both list among their most
@@ -19,14 +19,15 @@ import time
 from pathlib import Path
 
 from config import StudyConfig
-from study import emergence, scaling, store
+from study import store
+from study.analysis import emergence, scaling
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
-from study.figure_style import display_name, save_figure
-from study.figures_scaling import fig_compare_runs
+from study.figures.scaling import fig_compare_runs
+from study.figures.style import display_name, save_figure
+from study.report.tables import num, pct, text_table
 from study.results import tags_with
 from study.schema_analyses import ComparisonSummary, ScalingSummary
-from study.tables import num, pct, text_table
 
 
 def find_runs(folders: list[Path]) -> list[tuple[Path, str]]:

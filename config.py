@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from study.config_mapping import apply_mapping, nest, plain, read_yaml
-from study.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
+from study.data.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
 from utils import KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
 
 # Root of the repository: default folders are resolved against it so phases work from any cwd.
@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 # The offline demo preset; ``run_all.py --demo`` is ``--all --config`` this file.
 DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
-DATASETS = tuple(REGISTRY)  # study.datasets; plus any local .jsonl/.json/.csv/.parquet file
+DATASETS = tuple(REGISTRY)  # study.data.datasets; plus any local .jsonl/.json/.csv/.parquet file
 DECODINGS = ("sample", "power")  # generation.decoding
 
 
@@ -119,7 +119,7 @@ BUDGET_MODES = ("truncate", "force-end", "force-continue")
 
 @dataclass(frozen=True)
 class ForcingConfig:
-    """How an answer is read at a budget (phases 1, 1b and 3): study.forcing."""
+    """How an answer is read at a budget (phases 1, 1b and 3): study.strategies.forcing."""
 
     # truncate: the spec's reading of the first B tokens (seed 000); the others are s1's.
     budget_mode: str = opt("truncate", flag="--budget-mode", choices=BUDGET_MODES,

@@ -6,11 +6,12 @@ Demo: python phase1_main.py --model smollm2-135m --dataset arith --num-samples 4
 
 Each problem is generated once, greedily, up to the largest budget; every smaller budget is read
 off the same rollout (identical to a separate run with that max_new_tokens). With
---budget-mode force-end|force-continue the answer is forced at each budget (study.forcing) and
-the forced curve is printed beside the truncation curve of the same rollouts. Writes
-results/phase1_main_{model}_budget{B}.json per budget and results/phase1_combined_{model}.json,
-then fits the curve and scores each problem's emergence (results/phase1_scaling_{model}.json).
-Interrupted runs resume where they stopped; a finished run is reused unless --overwrite.
+--budget-mode force-end|force-continue the answer is forced at each budget
+(study.strategies.forcing) and the forced curve is printed beside the truncation curve of the same
+rollouts. Writes results/phase1_main_{model}_budget{B}.json per budget and
+results/phase1_combined_{model}.json, then fits the curve and scores each problem's emergence
+(results/phase1_scaling_{model}.json). Interrupted runs resume where they stopped; a finished run is
+reused unless --overwrite.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, forcing_output, runner, scaling, stats, store
+from study import store
+from study.analysis import scaling, stats
 from study.cli import config_parser, run_command
+from study.report import console, forcing_output
+from study.run import runner
 from study.schema import Phase1Summary, Record
 
 PHASE = "phase1"

@@ -14,7 +14,7 @@ Writes results/phase1b_stochastic_{model}_budget{B}.json (records carry `sample`
 results/phase1b_summary_{model}.json. Interrupted runs resume; finished runs are reused unless
 --overwrite (changing only --min-effect / --bootstrap-resamples re-analyses the stored records).
 With --decoding power every (problem, sample, budget) is one power-sampling chain instead
-(study/power.py); files are then named with the model tag plus "-power".
+(study/strategies/power.py); files are then named with the model tag plus "-power".
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import console, forcing_output, plateau, runner, store
+from study import store
+from study.analysis import plateau
 from study.cli import config_parser, run_command
-from study.datasets import dataset_spec
+from study.data.datasets import dataset_spec
+from study.report import console, forcing_output
+from study.report.tables import by_budget, ci_text, pct, signed_pp, text_table
+from study.run import runner
 from study.schema import Phase1bSummary
-from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.

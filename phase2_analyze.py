@@ -5,7 +5,7 @@
 Every annotation TSV in ``{annotations_dir}/{model}/`` (or those of ``--budgets``) is validated
 strictly against the schema (annotations/SCHEMA.md) and against the phase-1 records it was
 sampled from; any problem is printed as ``file:line: column: problem`` and the exit code is 2
-with nothing written. The aggregates are described in ``study/error_analysis.py``. Writes
+with nothing written. The aggregates are described in ``study/annotation/error_analysis.py``. Writes
 ``results/phase2_error_analysis_{model}.json`` and prints the tables. Exit codes: 0 written,
 2 user error.
 """
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 from config import StudyConfig
 from study import store
-from study.annotation_queue import annotation_folder
-from study.annotations import AnnotationError, select_tsvs
+from study.annotation.error_analysis import analyse, load_validated, report
+from study.annotation.queue import annotation_folder
+from study.annotation.tsv import AnnotationError, select_tsvs
 from study.cli import config_parser, run_command
-from study.error_analysis import analyse, load_validated, report
 
 # --seed is only recorded in the provenance: nothing here is random.
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)

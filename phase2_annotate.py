@@ -25,10 +25,10 @@ import sys
 from collections.abc import Sequence
 
 from config import StudyConfig
-from study.annotation_queue import annotation_folder
-from study.annotations import AnnotationError, is_labelled, read_table, select_tsvs
+from study.annotation.labelling import Prompter, annotate, isatty
+from study.annotation.queue import annotation_folder
+from study.annotation.tsv import AnnotationError, is_labelled, read_table, select_tsvs
 from study.cli import config_parser, run_command
-from study.labelling import Prompter, annotate, isatty
 
 # Labelling reads only the TSVs: no results folder, nothing random (so no --seed).
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)

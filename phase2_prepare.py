@@ -6,7 +6,7 @@
 Writes ``{annotations_dir}/{model}/annotate_errors_budget{B}.tsv``. Budgets are the keys of the
 config's ``annotation.samples`` that have a phase-1 record file (or ``--budgets``); each takes
 its configured number of errors (or ``--per-budget``), all of them when it has fewer. The
-sampling rule and the suggestions are described in ``study/annotation_queue.py``; each row gets
+sampling rule and the suggestions are described in ``study/annotation/queue.py``; each row gets
 a heuristic ``suggested_error_type``, never a label.
 
 A TSV holding any human label is left untouched; ``--force`` regenerates it after writing a
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from config import StudyConfig
-from study.annotation_queue import (
+from study.annotation.queue import (
     annotation_folder,
     auto_annotate,
     backup,
@@ -36,7 +36,7 @@ from study.annotation_queue import (
     resolve_budgets,
     sample_errors,
 )
-from study.annotations import tsv_path, write_table
+from study.annotation.tsv import tsv_path, write_table
 from study.cli import config_parser, run_command
 
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)

@@ -21,9 +21,13 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import cliff, console, forcing_output, rollouts, runner, store
+from study import store
+from study.analysis import cliff
 from study.cli import config_parser, run_command
+from study.report import console, forcing_output
+from study.run import runner
 from study.schema import CliffSummary
+from study.strategies import rollouts
 
 PHASE = "phase3"
 SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they are long enough

@@ -28,10 +28,10 @@ import time
 import utils
 from config import StudyConfig
 from study import store
+from study.analysis.structure_analysis import analyse
 from study.cli import config_parser, run_command
+from study.report.tables import MISSING, finite, num, pct
 from study.schema_analyses import StructureSummary
-from study.structure_analysis import analyse
-from study.tables import MISSING, finite, num, pct
 
 # Flags: the model whose cliff records are read, the folders, and the phase-1 extension.
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
@@ -131,7 +131,8 @@ def run(cfg: StudyConfig) -> StructureSummary:
                                   counter_name=f"{cfg.model.name} tokenizer")
     result["provenance"] = store.provenance(
         cfg.to_dict(), seed=seed, wall_time_s=time.perf_counter() - started, record_files=paths,
-        extra={"rules": "study/structure.py (step phases), study/arith_check.py (explicit steps)"})
+        extra={"rules": "study/analysis/structure.py (step phases), "
+                        "study/data/arith_check.py (explicit steps)"})
     path = store.phase3_structure_path(cfg.paths.results_dir, cfg.model_tag)
     store.write_json(path, finite(result))
     print(format_budget_table(result))

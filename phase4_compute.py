@@ -21,12 +21,14 @@ import sys
 import time
 
 from config import StudyConfig
-from study import compute, plateau, runner, store
+from study import store
+from study.analysis import compute, plateau
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
+from study.report.tables import ci_text, num, pct, text_table
 from study.results import how_to_make
+from study.run import runner
 from study.schema_analyses import ComputeSummary
-from study.tables import ci_text, num, pct, text_table
 
 PHASE = "phase4"
 SHOWN = ("seed", "model", "data", "phase1b", "power", "statistics", "paths.results_dir",

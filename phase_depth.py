@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import depth
 from study.cli import config_parser, run_command
+from study.run import depth_sweep
 from study.schema_analyses import DepthSummary
 
 # The model (every field but num_layers: the sweep sets it), data, decoding, the sweep, paths.
@@ -32,8 +32,8 @@ PARSER = config_parser("phase_depth.py", __doc__, SHOWN, own="depth")
 
 def run(cfg: StudyConfig) -> DepthSummary:
     """Run (or reuse) every depth, write the sweep summary, print its table."""
-    summary = depth.sweep(cfg)
-    print(depth.format_table(summary))
+    summary = depth_sweep.sweep(cfg)
+    print(depth_sweep.format_table(summary))
     return summary
 
 

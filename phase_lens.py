@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 
 from config import StudyConfig
-from study import lens
 from study.cli import config_parser, run_command
 from study.schema_analyses import LensSummary
+from study.strategies import lens
 
 # Phase 1's flags (so its command line works here unchanged), the lens, paths.
 SHOWN = ("seed", "model", "data", "generation", "phase1.budgets", "lens", "paths.results_dir",

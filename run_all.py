@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 
 from config import DEMO_CONFIG, StudyConfig, load_yaml
-from study import grid, sharding
-from study.annotation_queue import GATE_EXIT_CODE, annotation_gate
+from study import grid
+from study.annotation.queue import GATE_EXIT_CODE, annotation_gate
 from study.cli import USER_ERRORS, config_from_args, config_parser, fail
+from study.run import sharding
 
 # --all order: every compute-heavy phase first, so a GPU run finishes in one sitting and only the
 # cheap analysis waits for hand labels (the gate sits right before phase2_analyze).

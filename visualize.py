@@ -2,12 +2,12 @@
 
 Run:  python visualize.py --model qwen-1.5b [--models qwen-1.5b qwen-7b] [--format png pdf]
 
-Draws every figure of ``study.figures.FIGURES`` whose phase has run (fig1 saturation curve with
-every model's phase-1 results overlaid, fig1b stochastic check, fig2 error types, fig3 cliff
+Draws every figure of ``study.figures.catalog.FIGURES`` whose phase has run (fig1 saturation curve
+with every model's phase-1 results overlaid, fig1b stochastic check, fig2 error types, fig3 cliff
 detail, fig4 solution structure, fig5 verification and accuracy) as PNG (300 DPI) and PDF in
 the figures folder; a figure whose phase has not run is skipped with a line naming the command
-that produces it. Then writes results/report_{model}.md (``study.report``). Exit codes: 0 done
-(even with skipped figures), 2 no phase-1 results or a bad flag.
+that produces it. Then writes results/report_{model}.md (``study.report.markdown``). Exit codes: 0
+done (even with skipped figures), 2 no phase-1 results or a bad flag.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from config import StudyConfig
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
-from study.figures import render_all
-from study.report import write_report
+from study.figures.catalog import render_all
+from study.report.markdown import write_report
 from study.results import StudyResults, load_results, read_summary, tags_with
 from study.schema import Phase1Summary
 

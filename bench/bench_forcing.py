@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 import utils  # noqa: E402
 from config import StudyConfig  # noqa: E402
-from study.datasets import load_problems  # noqa: E402
+from study.data.datasets import load_problems  # noqa: E402
 
 GRIDS = {"doubling": (32, 64, 128, 256, 512, 1024, 2048),  # the spec's phase-1 grid
          "cliff": tuple(range(96, 257, 16))}  # the spec's phase-3 grid

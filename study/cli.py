@@ -18,10 +18,10 @@ from typing import Any
 
 import utils
 from config import DATASETS, StudyConfig, from_mapping, load_yaml, nest
-from study import sharding
 from study.config_mapping import field_type, fields_of
+from study.data.problems import is_local_dataset
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
-from study.problems import is_local_dataset
+from study.run import sharding
 
 # Errors a user can cause and fix: one line on stderr and exit code 2. Anything else is a bug.
 USER_ERRORS = (UserError, utils.ModelLoadError)

@@ -31,8 +31,8 @@ import yaml
 
 from config import REPO_ROOT, StudyConfig
 from study import store
-from study.datasets import REGISTRY
-from study.tables import markdown_table, num, pct
+from study.data.datasets import REGISTRY
+from study.report.tables import markdown_table, num, pct
 
 MARKER = "cell.json"  # written when a cell finished; holds its fingerprint and cost
 

@@ -37,8 +37,8 @@ RECORD_KEYS: tuple[str, ...] = tuple(Record.__annotations__)
 
 
 class ForcedRecord(Record, total=False):
-    """A record of a forced run (``--budget-mode force-end|force-continue``, study.forcing);
-    truncation records have none of these keys."""
+    """A record of a forced run (``--budget-mode force-end|force-continue``,
+    study.strategies.forcing); truncation records have none of these keys."""
 
     budget_mode: str  # "force-end" or "force-continue"
     forced_answer: str  # text generated after the cue (what is graded)
@@ -109,7 +109,7 @@ class Provenance(TypedDict, total=False):
     tokens_per_s: float | None
     batch_size: int
     rules: str  # phase 3 structure
-    shards: ShardProvenance  # a phase merged from shards (study.sharding)
+    shards: ShardProvenance  # a phase merged from shards (study.run.sharding)
 
 
 class ShardProvenance(TypedDict):

@@ -76,7 +76,7 @@ class StructureSummary(TypedDict):
 # ---------------------------------------------------------------- phase 1: fits and emergence
 
 class FittedModel(TypedDict):
-    """One curve of ``study.fits`` (its parameters are named there)."""
+    """One curve of ``study.analysis.fits`` (its parameters are named there)."""
 
     params: dict[str, float]  # x0 = log2 of the smallest budget, and the model's own
     log_likelihood: float  # Bernoulli, over every per-problem outcome
@@ -127,7 +127,7 @@ class EmergenceBlock(TypedDict):
 
 
 class ScalingSummary(TypedDict):
-    """``results/phase1_scaling_{model}.json`` (``study.scaling``)."""
+    """``results/phase1_scaling_{model}.json`` (``study.analysis.scaling``)."""
 
     phase: str  # "phase1_scaling"
     model: str

@@ -71,7 +71,7 @@ def phase3_structure_path(results_dir: Path, model_tag: str) -> Path:
 
 
 def scaling_path(results_dir: Path, model_tag: str) -> Path:
-    """Curve fits and per-problem emergence of phase 1 (``study.scaling``)."""
+    """Curve fits and per-problem emergence of phase 1 (``study.analysis.scaling``)."""
     return Path(results_dir) / f"phase1_scaling_{model_tag}.json"
 
 

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from study import arith_check, arith_parse
-from study.arith_check import arithmetic_errors, count_operations, find_arithmetic_steps, safe_eval
+from study.data import arith_check, arith_parse
+from study.data.arith_check import (
+    arithmetic_errors,
+    count_operations,
+    find_arithmetic_steps,
+    safe_eval,
+)
 
 F = Fraction
 

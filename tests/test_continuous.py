@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-from study import continuous
+from study.analysis import continuous
 
 
 @pytest.mark.parametrize("answers, expected", [

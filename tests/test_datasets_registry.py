@@ -13,10 +13,13 @@ import pytest
 
 import config
 import phase1_main
-from study import cli, datasets, rollouts, runner, store
+from study import cli, store
+from study.data import datasets
+from study.data.problems import Problem
 from study.errors import ConfigError, DatasetError
-from study.problems import Problem
-from study.strategies import BudgetOutcome
+from study.run import runner
+from study.strategies import rollouts
+from study.strategies.base import BudgetOutcome
 
 LEGACY_ROLLOUT_KEYS = {"phase", "model", "dataset", "num_samples", "seed", "precision",
                        "max_new_tokens", "temperature", "top_p", "samples_per_problem",

@@ -10,8 +10,9 @@ import pytest
 
 import config
 import utils
-from study import datasets, errors, store
-from study import problems as problems_io
+from study import errors, store
+from study.data import datasets
+from study.data import problems as problems_io
 
 
 def test_arith_demo_set_is_seeded_and_stable():

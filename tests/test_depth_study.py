@@ -12,8 +12,9 @@ import phase_depth
 import phase_lens
 import utils
 from config import StudyConfig
-from study import depth, store
+from study import store
 from study.errors import ConfigError
+from study.run import depth_sweep
 
 
 def base_args(model_dir, dataset, results):
@@ -25,9 +26,9 @@ def test_model_tag_and_fingerprint_carry_the_depth(tiny_model_dir):
     cfg = StudyConfig().replace({"model.name": "smollm2-135m"})
     assert cfg.model_tag == "smollm2-135m"
     assert cfg.replace({"model.num_layers": 12}).model_tag == "smollm2-135m-L12"
-    assert depth.resolve_layers(StudyConfig(), 30) == (12, 18, 24, 27, 30)
+    assert depth_sweep.resolve_layers(StudyConfig(), 30) == (12, 18, 24, 27, 30)
     with pytest.raises(ConfigError, match="--layers 31"):
-        depth.resolve_layers(StudyConfig().replace({"depth.layers": [12, 31]}), 30)
+        depth_sweep.resolve_layers(StudyConfig().replace({"depth_sweep.layers": [12, 31]}), 30)
 
 
 def test_num_layers_flag_errors_exit_2(tiny_model_dir, arith_file, tmp_path, capsys):
@@ -115,7 +116,7 @@ def test_forced_answers_of_a_cut_model_come_from_the_cut_model(tiny_model_dir, a
     cut = utils.load_model(str(tiny_model_dir), "fp32", tmp_path, "cpu", 1)
     full = utils.load_model(str(tiny_model_dir), "fp32", tmp_path, "cpu")
     cue = cut.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
-    from study.datasets import load_dataset
+    from study.data.datasets import load_dataset
 
     questions = {p.problem_id: p.prompt for p in load_dataset(
         str(arith_file), None, 1234, tmp_path, "numeric", "shipped").problems}

@@ -1,4 +1,4 @@
-"""Emergence scores (study.emergence) against values worked out by hand."""
+"""Emergence scores (study.analysis.emergence) against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from study import emergence
+from study.analysis import emergence
 
 
 @pytest.mark.parametrize("y, default, bigbench", [
@@ -58,10 +58,12 @@ def test_rank_agreement():
 
 
 def test_scaling_summary_scores_correctness_and_p_gold_from_stored_records(tmp_path):
-    """study.scaling on hand-made phase-1 records that carry p_gold (as budget forcing adds)."""
+    """study.analysis.scaling on hand-made phase-1 records that carry p_gold (as budget forcing
+    adds)."""
     import phase1_main
     from config import StudyConfig
-    from study import scaling, store
+    from study import store
+    from study.analysis import scaling
 
     budgets = [16, 32, 64, 128]
     correct = {"a": [0, 0, 1, 1], "b": [0, 1, 0, 1], "c": [1, 1, 1, 1]}

@@ -1,5 +1,5 @@
-"""Curve fits (study.fits): known curves are recovered from simulated per-problem outcomes and
-the right model wins; the batched solver agrees with scipy's bounded optimiser."""
+"""Curve fits (study.analysis.fits): known curves are recovered from simulated per-problem outcomes
+and the right model wins; the batched solver agrees with scipy's bounded optimiser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from study import fits
+from study.analysis import fits
 
 BUDGETS = [2 ** i for i in range(4, 12)]  # 16 .. 2048
 X = np.log2(BUDGETS)

@@ -20,7 +20,7 @@ import utils
 from bench.tiny_model import tiny_llama_for
 from engine.loading import eos_token_ids
 from study import store
-from study.datasets import load_dataset
+from study.data.datasets import load_dataset
 from study.schema import RECORD_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,17 +158,18 @@ def test_force_end_phase_matches_fresh_generate(tiny_lm, tiny_model_dir, arith_f
     assert summary["provenance"]["strategy"] == "force-end"
     assert summary["provenance"]["rollouts_generated"] == 0  # truncation's rollouts, reused
     # figure 8 is drawn from the forced summary alone, and only for forced runs
-    from study import figures, report
+    from study.figures import catalog
+    from study.report import markdown
     from study.results import StudyResults
 
     forced_results = StudyResults(str(tiny_model_dir), f"{tag}-force-end", results, phase1=summary)
-    saved, _ = figures.render_all(forced_results, tmp_path / "fig", ["png"])
+    saved, _ = catalog.render_all(forced_results, tmp_path / "fig", ["png"])
     assert f"fig8_budget_forcing_{tag}-force-end" in [f.stem for f in saved]
-    text = report.build_report(forced_results, saved, [], tmp_path)
+    text = markdown.build_report(forced_results, saved, [], tmp_path)
     assert "## Budget forcing" in text and "| 12 |" in text and "Mode **force-end**" in text
     plain_results = StudyResults(str(tiny_model_dir), tag, results,
                                  phase1=store.read_json(store.phase1_combined_path(results, tag)))
-    saved, _ = figures.render_all(plain_results, tmp_path / "fig", ["png"])
+    saved, _ = catalog.render_all(plain_results, tmp_path / "fig", ["png"])
     assert not [f for f in saved if f.stem.startswith("fig6")]
     # batch size changes nothing; a finished forced run is reused
     other = tmp_path / "r2"
@@ -245,7 +246,7 @@ def test_force_continue_matches_replacement_by_hand(eos_prone_dir, arith_file, t
 def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
     """SmolLM2 fp32 on 3 arith problems: force-end at 3 budgets against fresh ``generate``,
     force-continue (budget 96) against the replacement by hand."""
-    from study.forcing_rollouts import continue_rounds
+    from study.strategies.forcing_rollouts import continue_rounds
 
     lm = utils.load_model("smollm2-135m", "fp32", REPO / "data", "cpu")
     problems = load_dataset("arith", 3, 1234, REPO / "data").problems

@@ -1,4 +1,4 @@
-"""Gold answers checked against the question's own expression (study.gold_check), and the arith
+"""Gold answers checked against the question's own expression (study.data.gold_check), and the arith
 loader that fixes reasoning-gym's wrong golds."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from study import datasets
-from study.gold_check import arithmetic_answer, format_number, same_number, verify_golds
+from study.data import datasets
+from study.data.gold_check import arithmetic_answer, format_number, same_number, verify_golds
 
 
 @pytest.mark.parametrize("question, answer", [

@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from study.grading import (
+from study.grading.grader import (
     Grade,
     extract_flexible,
     extract_strict,

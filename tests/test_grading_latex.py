@@ -1,4 +1,4 @@
-"""Table-driven tests for the answer kinds: ``latex`` and ``choice`` graders (grading_latex.py),
+"""Table-driven tests for the answer kinds: ``latex`` and ``choice`` graders (latex.py),
 the kind dispatch in grading.py, the math-verify time limit off the main thread, and the
 MATH-500 grading targets over the shipped data/math500_test.jsonl."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from study import grading_latex
-from study.grading import ANSWER_KINDS, grade, is_equivalent
+from study.grading import latex
+from study.grading.grader import ANSWER_KINDS, grade, is_equivalent
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -78,7 +78,7 @@ EXTRACT_LATEX_CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), EXTRACT_LATEX_CASES)
 def test_extract_latex_strict(text: str, expected: str | None) -> None:
-    assert grading_latex.extract_latex_strict(text) == expected
+    assert latex.extract_latex_strict(text) == expected
 
 
 NORMALIZE_LATEX_CASES = [
@@ -95,7 +95,7 @@ NORMALIZE_LATEX_CASES = [
 
 @pytest.mark.parametrize(("answer", "expected"), NORMALIZE_LATEX_CASES)
 def test_normalize_latex(answer: str, expected: str) -> None:
-    assert grading_latex.normalize_latex(answer) == expected
+    assert latex.normalize_latex(answer) == expected
 
 
 # (generated text, extracted letter) under the choice kind; the last statement wins.
@@ -146,7 +146,7 @@ def test_time_limit_off_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None
     """sympy takes minutes on sin(10^(10^6)); the worker is cut off at the limit, from a
     non-main thread (math-verify's own signal-based timeout cannot run there)."""
     assert grade("\\boxed{\\sqrt{4}}", "2", kind="latex").correct  # worker started and warm
-    monkeypatch.setattr(grading_latex, "LATEX_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(latex, "LATEX_TIMEOUT_S", 1.0)
     result: dict[str, object] = {}
 
     def slow_grade() -> None:
@@ -172,7 +172,7 @@ def test_math_verify_stays_silent(capfd: pytest.CaptureFixture[str], caplog) -> 
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(math_verify.parser, "TIMEOUT_WARNING_SHOWN", False)
     monkeypatch.setattr(math_verify.grader, "TIMEOUT_WARNING_SHOWN", False)
-    grading_latex._WORKER.close()
+    latex._WORKER.close()
     with caplog.at_level(logging.DEBUG):
         assert is_equivalent("\\sqrt{4}", "2")
         assert grade("\\boxed{\\frac{\\pi}{2}}", "\\pi/2", kind="latex").correct
@@ -195,7 +195,7 @@ def test_math500_targets() -> None:
     assert len(rows) == 500
 
     def norm(answer: str) -> str:
-        return grading_latex.normalize_latex(answer).replace(" ", "")
+        return latex.normalize_latex(answer).replace(" ", "")
 
     start = time.monotonic()
     own = [grade(row["solution"], row["answer"], kind="latex").correct for row in rows]

@@ -7,7 +7,9 @@ import json
 import pytest
 
 import phase1_main
-from study import datasets, grading, store
+from study import store
+from study.data import datasets
+from study.grading import grader
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
@@ -37,7 +39,7 @@ def test_smollm2_phase1_on_16_shipped_gsm8k_problems(tmp_path, capsys):
         assert [r["ground_truth"] for r in records] == golds
         assert all(r["tokens_used"] <= budget for r in records)
         for r in records:  # every verdict is the grader's on the stored text
-            assert r["correct"] == grading.grade(r["generated"], r["ground_truth"]).correct
+            assert r["correct"] == grader.grade(r["generated"], r["ground_truth"]).correct
         row = summary["budgets"][str(budget)]
         assert row["n"] == 16 and row["accuracy"] == sum(r["correct"] for r in records) / 16
     short, long = (summary["budgets"][str(b)] for b in BUDGETS)

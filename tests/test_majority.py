@@ -1,4 +1,5 @@
-"""maj@k over all k-subsets (study.majority) against a brute-force count, and maj@1 == pass@1."""
+"""maj@k over all k-subsets (study.grading.majority) against a brute-force count, and maj@1 ==
+pass@1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from study import majority, stats
+from study.analysis import stats
+from study.grading import majority
 
 
 def brute_force(answers: list[str | None], gold: str, k: int) -> float:

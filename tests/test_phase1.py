@@ -14,7 +14,8 @@ import pytest
 
 import phase1_main
 import run_all
-from study import runner, store
+from study import store
+from study.run import runner
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"problem_id", "question", "ground_truth", "generated", "predicted",

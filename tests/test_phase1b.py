@@ -12,7 +12,8 @@ import pytest
 import phase1b_stochastic as p1b
 import utils
 from config import StatisticsConfig
-from study import plateau, store
+from study import store
+from study.analysis import plateau
 from study.errors import ResultsError
 
 K = 3

@@ -10,8 +10,10 @@ from test_phase2_fixtures import MODEL, dirs, record, standard_results, tsv
 
 import phase2_analyze as analyze
 import phase2_prepare as prep
-from study import error_analysis, stats, store
-from study.annotations import read_table, render_table, write_table
+from study import store
+from study.analysis import stats
+from study.annotation import error_analysis
+from study.annotation.tsv import read_table, render_table, write_table
 
 # budget -> problem -> (error_type, recoverable, annotator)
 LABELS = {
@@ -219,7 +221,7 @@ def test_a_bug_is_not_reported_as_a_user_error(study, monkeypatch):
 
 
 def test_console_tables_keep_their_layout():
-    # The layout of the tables printed before study.tables existed (compared by hand).
+    # The layout of the tables printed before study.report.tables existed (compared by hand).
     text = error_analysis.table_text("title", ["type", "128", "1024"],
                                      [["logic", "1 (25.0%)", None], ["n", 4, 0]])
     assert text == ("title\n"

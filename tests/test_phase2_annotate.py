@@ -9,8 +9,8 @@ from test_phase2_fixtures import MODEL, dirs, standard_results, tsv
 
 import phase2_annotate as annot
 import phase2_prepare as prep
-from study import annotation_queue, labelling
-from study.annotations import read_table
+from study.annotation import labelling, queue
+from study.annotation.tsv import read_table
 
 
 @pytest.fixture()
@@ -80,7 +80,7 @@ def test_labels_everything_across_files_then_points_to_analyze(prepared, monkeyp
     annotations, flags = prepared
     assert run(monkeypatch, flags, "h\nn\n\n\n" * 9) == 0
     assert "next: python phase2_analyze.py" in capsys.readouterr().out
-    assert set(annotation_queue.pending_labels(annotations / MODEL).values()) == {0}
+    assert set(queue.pending_labels(annotations / MODEL).values()) == {0}
     assert {r[0] for b in (128, 256, 512) for r in labels(annotations, b)} == {"hallucination"}
 
 

@@ -1,4 +1,4 @@
-"""study.annotations: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing, and
+"""study.annotation.tsv: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing, and
 the per-model folders (files from the old flat layout are moved in, never over another)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from study.annotations import (
+from study.annotation.tsv import (
     COLUMNS,
     AnnotationError,
     check_table,

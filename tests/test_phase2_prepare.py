@@ -1,4 +1,4 @@
-"""phase2_prepare and study.annotation_queue: sampling, suggestions, TSV content, label safety,
+"""phase2_prepare and study.annotation.queue: sampling, suggestions, TSV content, label safety,
 the move from the flat layout to per-model folders, and the run_all gate."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from test_phase2_fixtures import MODEL, QUESTION, dirs, record, standard_results
 
 import phase2_prepare as prep
 from config import StudyConfig
-from study import annotation_queue as queue
-from study.annotations import AnnotationError, read_table, write_table
+from study.annotation import queue
+from study.annotation.tsv import AnnotationError, read_table, write_table
 from study.errors import UserError
 
 

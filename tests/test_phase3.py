@@ -12,10 +12,12 @@ import phase3_cliff
 import phase3_structure as p3s
 import utils
 from config import StatisticsConfig, StudyConfig
-from study import cliff as cliff_stats
-from study import rollouts, runner, store
-from study import structure_analysis as sa
-from study.datasets import load_problems
+from study import store
+from study.analysis import cliff as cliff_stats
+from study.analysis import structure_analysis as sa
+from study.data.datasets import load_problems
+from study.run import runner
+from study.strategies import rollouts
 from utils import model_tag
 
 # ------------------------------------------------------------------ cliff: reuse end to end

@@ -15,8 +15,9 @@ import phase4_compute
 import utils
 import visualize
 from config import StudyConfig
-from study import compute, store
-from study.rollouts import GenerationPlan, rollout_config
+from study import store
+from study.analysis import compute
+from study.strategies.rollouts import GenerationPlan, rollout_config
 
 POWER = ["--power-blocks", "2", "--power-mcmc-steps", "2"]
 

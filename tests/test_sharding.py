@@ -20,7 +20,8 @@ import pytest
 import phase1_main
 import phase1b_stochastic
 import run_all
-from study import sharding, store
+from study import store
+from study.run import sharding
 
 REPO = Path(__file__).resolve().parent.parent
 # Provenance fields that may differ between a single process and a merge (timing, where reused

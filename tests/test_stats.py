@@ -1,5 +1,5 @@
-"""Tests for study.stats (and the intervals/comparisons modules it re-exports): hand-computed
-tables, scipy and brute-force cross-checks, seeded determinism.
+"""Tests for study.analysis.stats (and the intervals/comparisons modules it re-exports):
+hand-computed tables, scipy and brute-force cross-checks, seeded determinism.
 
 The confidence level, resample count and seed are required arguments in the product (their one
 source is config.StatisticsConfig), so every call here passes them explicitly.
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from study import comparisons, intervals, stats
+from study.analysis import comparisons, intervals, stats
 
 CONF = 0.95  # the usual two-sided level; the hand values below are computed for it
 BOOT = {"n_resamples": 2000, "confidence": CONF, "seed": 0}  # the study's bootstrap settings

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from study.structure import (
+from study.analysis.structure import (
     PHASES,
     Segment,
     analyze_solution,

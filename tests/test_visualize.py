@@ -18,7 +18,9 @@ from matplotlib.image import imread
 
 import visualize
 from config import REPO_ROOT, StudyConfig
-from study import figures, report, schema, store
+from study import schema, store
+from study.figures import catalog
+from study.report import markdown
 from study.results import SUMMARIES, StudyResults, how_to_make, load_results, tags_with
 
 # Aliases, so the command line accepts them as models (their tags are the names themselves).
@@ -74,7 +76,7 @@ def scaling_fixture() -> dict:
     2 from 256 (phase 1's accuracies 10/30/45/50 %)."""
     import numpy as np
 
-    from study import emergence, fits
+    from study.analysis import emergence, fits
 
     first = [0] * 4 + [1] * 8 + [2] * 6 + [3] * 2 + [9] * 20
     outcomes = np.array([[float(j >= f) for j in range(4)] for f in first])
@@ -253,7 +255,7 @@ def config(results: Path, figs: Path, **figure_options) -> StudyConfig:
                                   **{f"figures.{k}": v for k, v in figure_options.items()}})
 
 
-STEMS = [spec.name for spec in figures.FIGURES]
+STEMS = [spec.name for spec in catalog.FIGURES]
 
 
 # ---------------------------------------------------------------- the schema and the registry
@@ -314,8 +316,8 @@ def test_registry_names_file_script_and_command_of_each_summary():
 
 def test_figure_registry_draws_from_registered_summaries():
     assert len(set(STEMS)) == len(STEMS) and STEMS[0] == "fig1_saturation_curve"
-    assert all(spec.needs in SUMMARIES for spec in figures.FIGURES)
-    assert [spec.name for spec in figures.FIGURES if spec.inline] == ["fig1_saturation_curve"]
+    assert all(spec.needs in SUMMARIES for spec in catalog.FIGURES)
+    assert [spec.name for spec in catalog.FIGURES if spec.inline] == ["fig1_saturation_curve"]
 
 
 def test_load_results_types_every_summary_and_says_why_one_is_absent(dirs):
@@ -430,7 +432,7 @@ def labelled_lines(ax) -> list[str]:
 
 
 def test_fig1_overlays_models_on_a_log2_budget_axis():
-    fig = figures.fig1_saturation_curve([phase1(MODEL, [0.1, 0.3, 0.45, 0.5]),
+    fig = catalog.fig1_saturation_curve([phase1(MODEL, [0.1, 0.3, 0.45, 0.5]),
                                          phase1(OTHER, [0.2, 0.5, 0.6, 0.62])])
     acc, used = fig.axes
     assert labelled_lines(acc) == [MODEL, OTHER]
@@ -453,7 +455,7 @@ def test_fig1_overlay_defaults_to_every_model_with_phase1(dirs):
 
 
 def test_fig1b_shows_runs_histogram_and_pass_maj_curves():
-    fig = figures.fig1b_stochastic(phase1b())
+    fig = catalog.fig1b_stochastic(phase1b())
     spread, hist, curves = fig.axes
     runs = [line for line in spread.get_lines() if line.get_marker() == "o"]
     assert sorted(len(line.get_xdata()) for line in runs) == [3, 3]
@@ -463,7 +465,7 @@ def test_fig1b_shows_runs_histogram_and_pass_maj_curves():
 
 
 def test_fig2_stacks_counts_and_shares():
-    fig = figures.fig2_error_distribution(phase2())
+    fig = catalog.fig2_error_distribution(phase2())
     counts, shares = fig.axes[:2]
     assert len(counts.patches) == 3 * 2  # 3 error types that occur x 2 budgets
     tops: dict[int, float] = {}
@@ -476,7 +478,7 @@ def test_fig2_stacks_counts_and_shares():
 
 
 def test_fig3_marks_the_window_and_the_steepest_step():
-    fig = figures.fig3_cliff_detail(phase3())
+    fig = catalog.fig3_cliff_detail(phase3())
     acc, gain = fig.axes
     assert "steepest step" in labelled_lines(acc)
     spans = [p for p in acc.patches if p.get_label().startswith("cliff window")]
@@ -490,7 +492,7 @@ def test_fig3_marks_the_window_and_the_steepest_step():
 
 def test_fig4_bars_are_tokens_per_phase():
     data = structure()
-    fig = figures.fig4_solution_structure(data)
+    fig = catalog.fig4_solution_structure(data)
     tokens_ax = fig.axes[0]
     heights = [bar.get_height() for bar in tokens_ax.containers[2]]
     assert heights == [r["tokens_per_phase"]["verification"] for r in data["budgets"].values()]
@@ -501,7 +503,7 @@ def test_fig4_bars_are_tokens_per_phase():
 
 def test_fig5_has_with_and_without_series():
     data = structure()
-    fig = figures.fig5_verification_accuracy(data)
+    fig = catalog.fig5_verification_accuracy(data)
     acc, share_ax = fig.axes
     with_v, without = acc.containers[:2]
     assert len(with_v.lines[0].get_xdata()) == 3  # budget 32 has no verifying solution
@@ -554,7 +556,7 @@ def test_report_reads_the_precision_of_a_nested_config(tmp_path):
     summary = phase1(MODEL, [.1, .2, .3, .3])
     summary["provenance"] = {**PROV, "config": {"model": {"precision": "nf4"}}}
     loaded = StudyResults(MODEL, MODEL, tmp_path, phase1=summary)
-    assert "precision nf4;" in report.provenance_section(loaded)
+    assert "precision nf4;" in markdown.provenance_section(loaded)
 
 
 # ---------------------------------------------------------------- summaries made by the study code
@@ -576,7 +578,8 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     """The phases' own summary functions (not the hand-written fixtures): a key they stop
     writing that the schema promises, or a change that breaks a figure, fails here."""
     import phase1_main
-    from study import cliff, compute, error_analysis, plateau, scaling, structure_analysis
+    from study.analysis import cliff, compute, plateau, scaling, structure_analysis
+    from study.annotation import error_analysis
 
     st = dataclasses.replace(StudyConfig().statistics, bootstrap_resamples=50)  # quick CIs
     head = {"model": MODEL, "dataset": "arith", "provenance": PROV}
@@ -632,11 +635,11 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
 
 def test_depth_figures_and_report_sections(rendered):
     results, figs = rendered
-    fig = figures.fig9_depth_accuracy(depth())
+    fig = catalog.fig9_depth_accuracy(depth())
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["12", "18", "24", "30"]
     assert "critical depth (24 layers)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    lens_ax = figures.fig10_logit_lens(lens()).axes[0]
+    lens_ax = catalog.fig10_logit_lens(lens()).axes[0]
     assert lens_ax.get_yscale() == "log" and len(lens_ax.get_lines()) == 2
     assert list(lens_ax.get_lines()[0].get_ydata()) == [8.0, 5.0, 0.5]  # the final 0 left off
     text = (results / f"report_{MODEL}.md").read_text()

@@ -1,0 +1,1 @@
+"""study.grading.grader."""

@@ -1,0 +1,49 @@
+"""Console output shared by several phases (on ``study.report.tables``): tables, the phase
+footer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.report.tables import by_budget, ci_text, pct, text_table
+from study.run.runner import PhaseOutput
+from study.strategies import power
+
+
+def accuracy_table(budgets: dict[str, dict]) -> str:
+    """The spec's Budget / Accuracy / Avg Tokens table, plus the 95 % CI and the cut rate
+    (phase 1 prints it for its budgets, phase 3 for its fine grid)."""
+    columns = [("Budget", "<8"), ("Accuracy", ">10"), ("95% CI", ">18"), ("Avg Tokens", ">12"),
+               ("Cut", ">8")]
+    rows = [[r["budget"], pct(r["accuracy"]), ci_text(r["ci_low"], r["ci_high"]),
+             f"{r['avg_tokens']:.1f}", pct(r["hit_budget_rate"], 0)] for r in by_budget(budgets)]
+    return text_table(columns, rows)
+
+
+def show_phase(label: str, output: PhaseOutput, results_dir: Path, table: str) -> dict:
+    """Print what a generating phase prints and return its summary."""
+    print(phase_output(label, output.summary, output.reused, results_dir, table))
+    return output.summary
+
+
+def phase_output(label: str, summary: dict, reused: bool, results_dir: Path, table: str) -> str:
+    """What every generating phase prints: a reuse note, its table, and the generation speed."""
+    lines = []
+    if reused:
+        lines.append(f"{label}: reusing finished results in {results_dir} "
+                     "(pass --overwrite to redo)")
+    lines.append(table)
+    prov = summary["provenance"]
+    if fixed := prov.get("dataset", {}).get("gold_fixed"):
+        shown = ", ".join(f"{f['problem_id']}: {f['stated']} -> {f['verified']}" for f in fixed[:3])
+        more = f" and {len(fixed) - 3} more" if len(fixed) > 3 else ""
+        lines.append(f"gold answers fixed: {len(fixed)} of {prov['dataset']['gold_checked']} "
+                     f"disagreed with their question's expression ({shown}{more}); "
+                     "listed under provenance.dataset.gold_fixed")
+    lines += power.console_lines(prov)
+    if prov.get("tokens_per_s"):
+        when = "when first run: " if reused else ""
+        lines.append(f"{when}generated {prov['generated_tokens']} tokens in "
+                     f"{prov['generation_s']:.1f} s ({prov['tokens_per_s']:.0f} tok/s) on "
+                     f"{prov['device']}")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Power sampling as a way of spending compute (``--decoding power``).
+
+How chains map to budgets: one independent chain per (problem, sample, budget), grown to at
+most B tokens (``utils.power_sample``). Budget B's outcome is that chain's final state, and it
+costs every token the chain proposed — its block extensions and all its MH proposals — so
+``tokens_spent`` is far above ``tokens_used``. Reading smaller budgets off a longer chain, as
+prefix truncation does, would not be a sample of p^alpha at the smaller length.
+
+Each budget's chains are appended to ``results/rollouts/{phase}_{model}-power_budget{B}.jsonl``
+as groups finish (with their proposal and acceptance counts), so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import utils
+from config import StudyConfig
+from study import store
+from study.data.problems import Problem
+from study.errors import ConfigError
+from study.strategies.base import BudgetOutcome, StrategyResult
+from study.strategies.rollouts import (
+    GenerationPlan,
+    RolloutRows,
+    load_study_model,
+    open_log,
+    rollout_config,
+)
+
+
+def settings(cfg: StudyConfig) -> utils.PowerSettings:
+    """The engine's settings from the config (ConfigError when they make no sense)."""
+    p = cfg.power
+    if p.alpha <= 0:
+        raise ConfigError(f"--power-alpha {p.alpha}: must be > 0 (4 is the usual choice)")
+    return utils.PowerSettings(alpha=p.alpha, blocks=p.blocks, mcmc_steps=p.mcmc_steps)
+
+
+def acceptance_rate(rows: list[dict]) -> float | None:
+    """Accepted / proposed MH moves over stored chains (None when none was proposed)."""
+    proposed = sum(r["proposals"] for r in rows)
+    return sum(r["accepted"] for r in rows) / proposed if proposed else None
+
+
+def console_lines(provenance: dict) -> list[str]:
+    """Acceptance rate and cost per budget of a power-sampling run ([] for other runs)."""
+    block = provenance.get("power")
+    if not block:
+        return []
+    head = (f"power sampling (alpha={block['alpha']}, {block['blocks']} blocks, "
+            f"{block['mcmc_steps']} MH steps per block):")
+    lines = [head]
+    for budget, row in block["budgets"].items():
+        rate = row["acceptance_rate"]
+        lines.append(f"  budget {budget}: {row['chains']} chains, acceptance "
+                     f"{'n/a' if rate is None else f'{100 * rate:.1f}%'} of {row['proposals']} "
+                     f"proposals, {row['tokens_proposed'] / max(row['chains'], 1):.0f} tokens "
+                     "proposed per chain")
+    return lines
+
+
+class PowerSampling:
+    """One power-sampling chain per (problem, sample) at every budget of the plan."""
+
+    name = "power"
+
+    def __init__(self, cfg: StudyConfig, plan: GenerationPlan):
+        self.cfg, self.plan, self.settings = cfg, plan, settings(cfg)
+        self._lm: utils.LoadedModel | None = None  # loaded on the first chain to generate
+
+    def run(self, problems: list[Problem]) -> StrategyResult:
+        stats: dict = {"power": {"alpha": self.settings.alpha, "blocks": self.settings.blocks,
+                                 "mcmc_steps": self.settings.mcmc_steps, "budgets": {}},
+                       "rollouts_total": 0, "rollouts_generated": 0, "generated_tokens": 0,
+                       "generation_s": 0.0, "device": None, "batch_size": self.cfg.model.batch_size}
+        tokenizer = utils.load_tokenizer(self.cfg.model.name, self.cfg.paths.data_dir)
+        outcomes: dict[int, list[BudgetOutcome]] = {}
+        for budget in self.plan.budgets:
+            rows = self._chains(problems, budget, stats)
+            outcomes[budget] = [self._outcome(p, s, rows[(p.problem_id, s)], budget, tokenizer)
+                                for p in problems for s in range(self.plan.samples)]
+            chains = [rows[(p.problem_id, s)] for p in problems for s in range(self.plan.samples)]
+            stats["power"]["budgets"][str(budget)] = {
+                "chains": len(chains), "proposals": sum(r["proposals"] for r in chains),
+                "accepted": sum(r["accepted"] for r in chains),
+                "acceptance_rate": acceptance_rate(chains),
+                "tokens_proposed": sum(r["tokens_proposed"] for r in chains)}
+        stats["rollouts_resumed_or_reused"] = stats["rollouts_total"] - stats["rollouts_generated"]
+        done = stats["generation_s"]
+        stats["tokens_per_s"] = round(stats["generated_tokens"] / done, 1) if done else None
+        stats["generation_s"] = round(done, 3)
+        return StrategyResult(outcomes, stats)
+
+    @staticmethod
+    def _outcome(problem: Problem, sample: int, row: dict, budget: int,
+                 tokenizer) -> BudgetOutcome:
+        ids = tuple(row["token_ids"])
+        return BudgetOutcome(problem, sample, utils.decode_text(tokenizer, ids), len(ids),
+                             not row["eos"], row["tokens_proposed"])
+
+    def _chains(self, problems: list[Problem], budget: int, stats: dict) -> RolloutRows:
+        """Every chain of one budget, generating only those not in its log yet."""
+        cfg = self.cfg
+        config = {**rollout_config(cfg, self.plan, problems), "max_new_tokens": budget}
+        whole = store.power_rollouts_path(cfg.paths.results_dir, self.plan.phase, cfg.model_tag,
+                                          budget)
+        log = open_log(cfg, whole, "power_rollouts", config)
+        done = log.load()
+        wanted = [(p, s) for p in problems for s in range(self.plan.samples)]
+        pending = [(p, s) for p, s in wanted if (p.problem_id, s) not in done]
+        stats["rollouts_total"] += len(wanted)
+        stats["rollouts_generated"] += len(pending)
+        if not pending:
+            return done
+        if self._lm is None:
+            self._lm = load_study_model(cfg)
+        lm = self._lm
+        stats["device"] = utils.device_description(lm)
+        log.start()
+        prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
+        seeds = [utils.row_seed(cfg.seed, p.problem_id, s) for p, s in pending]
+        size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, budget)
+        stats["batch_size"] = size
+
+        def persist(indices: list[int], rollouts: list[utils.PowerRollout]) -> None:
+            rows = [{"problem_id": pending[i][0].problem_id, "sample": pending[i][1],
+                     "token_ids": list(r.token_ids), "eos": r.eos,
+                     "prompt_len": len(prompts[i]), "tokens_proposed": r.tokens_proposed,
+                     "proposals": r.proposals, "accepted": r.accepted}
+                    for i, r in zip(indices, rollouts)]
+            log.append(rows)
+            done.update({(row["problem_id"], row["sample"]): row for row in rows})
+            if not cfg.run.quiet:
+                print(f"power sampling, budget {budget}: {len(done)}/{len(wanted)} chains, "
+                      f"acceptance {acceptance_rate(rows) or 0:.0%} in the last group",
+                      flush=True)
+
+        started = time.perf_counter()
+        rollouts = utils.power_sample(lm, prompts, budget, self.settings, seeds, size,
+                                      on_batch=persist)
+        stats["generation_s"] += time.perf_counter() - started
+        stats["generated_tokens"] += sum(r.tokens_proposed for r in rollouts)
+        return done
