@@ -25,9 +25,9 @@ from study.cli import config_parser, run_command
 from study.errors import ResultsError
 from study.figures.scaling import fig_compare_runs
 from study.figures.style import display_name, save_figure
-from study.report.tables import num, pct, text_table
 from study.results import tags_with
 from study.schema_analyses import ComparisonSummary, ScalingSummary
+from study.tables import num, pct, text_table
 
 
 def find_runs(folders: list[Path]) -> list[tuple[Path, str]]:

@@ -25,6 +25,7 @@ from study.cli import config_parser, run_command
 from study.report import console, forcing_output
 from study.run import runner
 from study.schema import Phase1Summary, Record
+from study.strategies import rollouts
 
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
@@ -36,7 +37,7 @@ PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 def summarize(by_budget: dict[int, list[Record]], confidence: float) -> dict:
     """Per-budget accuracy with Wilson CIs, and the saturation budget."""
-    rows = {str(b): {"budget": b, **runner.budget_table_rows(recs, confidence)}
+    rows = {str(b): {"budget": b, **stats.budget_table_rows(recs, confidence)}
             for b, recs in by_budget.items()}
     points = {int(b): (r["accuracy"], r["ci_low"], r["ci_high"]) for b, r in rows.items()}
     return {"budgets": rows, "saturation_budget": stats.saturation_budget(points)}
@@ -55,7 +56,7 @@ def run(cfg: StudyConfig) -> Phase1Summary:
     """Generate (or resume, or reuse) phase 1, write its files, print its table."""
     results, tag = cfg.paths.results_dir, cfg.model_tag
     output = runner.run_budget_phase(
-        cfg, runner.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),
+        cfg, rollouts.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),
         store.phase1_combined_path(results, tag),
         lambda by_budget: summarize(by_budget, cfg.statistics.confidence))
     summary = console.show_phase("phase 1", output, results, format_table(output.summary))

@@ -27,9 +27,10 @@ from study.analysis import plateau
 from study.cli import config_parser, run_command
 from study.data.datasets import dataset_spec
 from study.report import console, forcing_output
-from study.report.tables import by_budget, ci_text, pct, signed_pp, text_table
 from study.run import runner
 from study.schema import Phase1bSummary
+from study.strategies import rollouts
+from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.
@@ -72,7 +73,7 @@ def run(cfg: StudyConfig) -> Phase1bSummary:
               "identical and the std is 0", file=sys.stderr)
     results, tag = cfg.paths.results_dir, cfg.model_tag
     summary_path = store.phase1b_summary_path(results, tag)
-    plan = runner.plan_for(cfg, PHASE)
+    plan = rollouts.plan_for(cfg, PHASE)
 
     kind = dataset_spec(cfg.data.dataset, cfg.data.answer_kind).answer_kind  # maj@k's rule
 

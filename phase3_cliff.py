@@ -103,7 +103,7 @@ def format_report(summary: CliffSummary, reason: str | None = None) -> str:
 
 def run(cfg: StudyConfig) -> CliffSummary:
     """Run (or reuse) phase 3 and print its report."""
-    plan = runner.plan_for(cfg, PHASE)
+    plan = rollouts.plan_for(cfg, PHASE)
     results, tag = cfg.paths.results_dir, cfg.model_tag
     reuse: dict[str, rollouts.ReusedRollouts] = {}
 

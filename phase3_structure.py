@@ -30,8 +30,8 @@ from config import StudyConfig
 from study import store
 from study.analysis.structure_analysis import analyse
 from study.cli import config_parser, run_command
-from study.report.tables import MISSING, finite, num, pct
 from study.schema_analyses import StructureSummary
+from study.tables import MISSING, finite, num, pct
 
 # Flags: the model whose cliff records are read, the folders, and the phase-1 extension.
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)

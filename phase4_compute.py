@@ -25,10 +25,11 @@ from study import store
 from study.analysis import compute, plateau
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
-from study.report.tables import ci_text, num, pct, text_table
 from study.results import how_to_make
 from study.run import runner
 from study.schema_analyses import ComputeSummary
+from study.strategies import rollouts
+from study.tables import ci_text, num, pct, text_table
 
 PHASE = "phase4"
 SHOWN = ("seed", "model", "data", "phase1b", "power", "statistics", "paths.results_dir",
@@ -41,7 +42,7 @@ def power_run(cfg: StudyConfig) -> dict:
     power = cfg.replace({"generation.decoding": "power"})
     results, tag = power.paths.results_dir, power.model_tag
     output = runner.run_budget_phase(
-        power, runner.plan_for(power, "phase1b"),
+        power, rollouts.plan_for(power, "phase1b"),
         lambda b: store.phase1b_record_path(results, tag, b),
         store.phase1b_summary_path(results, tag),
         lambda records: plateau.summarize(records, cfg.statistics, cfg.seed))

@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 
 from config import DEMO_CONFIG, StudyConfig, load_yaml
-from study import grid
+from study import grid, shards
 from study.annotation.queue import GATE_EXIT_CODE, annotation_gate
 from study.cli import USER_ERRORS, config_from_args, config_parser, fail
-from study.run import sharding
 
 # --all order: every compute-heavy phase first, so a GPU run finishes in one sitting and only the
 # cheap analysis waits for hand labels (the gate sits right before phase2_analyze).
@@ -86,7 +85,7 @@ def run_steps(cfg: StudyConfig, steps: list[str], gated: bool,
     Returns 0, or GATE_EXIT_CODE when labels are missing (the figures of finished phases are
     drawn first, so a waiting study still shows what it has).
     """
-    whole_study = sharding.runs_whole_study(cfg)
+    whole_study = shards.runs_whole_study(cfg)
     for step in steps:
         # A shard (array job or accelerate rank > 0) runs only the generating scripts.
         scripts = tuple(m for m in SCRIPTS[step] if whole_study or m in GENERATING_SCRIPTS)

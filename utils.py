@@ -54,10 +54,10 @@ _LAZY = {
     "engine.branching": ("Branch", "BranchAnswer", "branch_answers", "branch_scores",
                          "thinking_end_marker"),
     "engine.decode": ("LogitsHook", "Rollout"),
-    "engine.depth": ("model_depth", "truncate_layers"),
+    "engine.depth": ("truncate_layers",),
     "engine.lens": ("LensKL", "logit_lens_kl"),
     "engine.loading": ("LoadedModel", "chat_prompt_ids", "decode_text", "device_description",
-                       "load_model", "load_tokenizer", "pick_device"),
+                       "load_model", "load_tokenizer", "model_depth", "pick_device"),
     "engine.power": ("PowerRollout", "PowerSettings", "power_sample"),
     "engine.scheduler": ("BatchCallback", "auto_batch_size", "generate_rollouts"),
 }
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # what type checkers and readers see
         thinking_end_marker,
     )
     from engine.decode import LogitsHook, Rollout
-    from engine.depth import model_depth, truncate_layers
+    from engine.depth import truncate_layers
     from engine.lens import LensKL, logit_lens_kl
     from engine.loading import (
         LoadedModel,
@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # what type checkers and readers see
         device_description,
         load_model,
         load_tokenizer,
+        model_depth,
         pick_device,
     )
     from engine.power import PowerRollout, PowerSettings, power_sample

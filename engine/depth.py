@@ -8,11 +8,9 @@ Mistral and SmolLM2 (``model.model.layers``, ``model.model.norm``, ``model.lm_he
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from engine.loading import ModelLoadError, model_location, resolve_model
+from engine.settings import ModelLoadError
 
 
 def decoder_parts(model: torch.nn.Module) -> tuple[torch.nn.ModuleList, torch.nn.Module,
@@ -49,15 +47,3 @@ def truncate_layers(model: torch.nn.Module, num_layers: int) -> torch.nn.Module:
         if isinstance(value, list) and len(value) == total:
             setattr(config, name, value[:num_layers])
     return model
-
-
-def model_depth(model: str, data_dir: Path) -> int:
-    """Decoder layers of a model, read from its config (no weights loaded)."""
-    from transformers import AutoConfig
-
-    location = model_location(resolve_model(model), data_dir)
-    try:
-        config = AutoConfig.from_pretrained(location)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read the config of {location!r} ({exc})") from exc
-    return int(config.get_text_config(decoder=True).num_hidden_layers)

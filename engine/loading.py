@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from engine.depth import truncate_layers
 from engine.hub import cache_only
 
 # Names need no torch (config and the CLIs import them before any model is wanted); they are
@@ -212,13 +213,24 @@ def load_model(model: str, precision: str, data_dir: Path, device: str | None = 
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
     if num_layers is not None:
-        from engine.depth import truncate_layers  # engine.depth imports this module
 
         truncate_layers(lm, num_layers)
     if resolved in ("fp32", "bf16"):
         lm = lm.to(dev)  # quantised weights were placed by device_map already
     lm.eval()
     return LoadedModel(lm, tokenizer, dev, resolved, model, eos_token_ids(lm, tokenizer))
+
+
+def model_depth(model: str, data_dir: Path) -> int:
+    """Decoder layers of a model, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    location = model_location(resolve_model(model), data_dir)
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the config of {location!r} ({exc})") from exc
+    return int(config.get_text_config(decoder=True).num_hidden_layers)
 
 
 def _offline_hint(location: str, exc: Exception) -> str:

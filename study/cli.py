@@ -18,10 +18,10 @@ from typing import Any
 
 import utils
 from config import DATASETS, StudyConfig, from_mapping, load_yaml, nest
+from study import shards
 from study.config_mapping import field_type, fields_of
 from study.data.problems import is_local_dataset
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
-from study.run import sharding
 
 # Errors a user can cause and fix: one line on stderr and exit code 2. Anything else is a bug.
 USER_ERRORS = (UserError, utils.ModelLoadError)
@@ -169,7 +169,7 @@ def validate(cfg: StudyConfig) -> None:
                           ".jsonl/.json/.csv/.parquet file")
     if is_local_dataset(dataset) and not Path(dataset).exists():
         raise ConfigError(f"--dataset {dataset}: file not found")
-    sharding.check(cfg)  # --shard i/n well formed, not with --merge
+    shards.check(cfg)  # --shard i/n well formed, not with --merge
     if cfg.data.answer_kind != "numeric" and not is_local_dataset(dataset):
         raise ConfigError(f"--answer-kind {cfg.data.answer_kind}: only for a local --dataset "
                           f"file; {dataset} declares its own answer kind")

@@ -32,7 +32,7 @@ import yaml
 from config import REPO_ROOT, StudyConfig
 from study import store
 from study.data.datasets import REGISTRY
-from study.report.tables import markdown_table, num, pct
+from study.tables import markdown_table, num, pct
 
 MARKER = "cell.json"  # written when a cell finished; holds its fingerprint and cost
 

@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from test_phase2_fixtures import MODEL, dirs, record, standard_results, tsv
+from phase2_fixtures import MODEL, dirs, record, standard_results, tsv
 
 import phase2_analyze as analyze
 import phase2_prepare as prep
@@ -221,7 +221,7 @@ def test_a_bug_is_not_reported_as_a_user_error(study, monkeypatch):
 
 
 def test_console_tables_keep_their_layout():
-    # The layout of the tables printed before study.report.tables existed (compared by hand).
+    # The layout of the tables printed before study.tables existed (compared by hand).
     text = error_analysis.table_text("title", ["type", "128", "1024"],
                                      [["logic", "1 (25.0%)", None], ["n", 4, 0]])
     assert text == ("title\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_phase2_fixtures import MODEL, dirs, standard_results, tsv
+from phase2_fixtures import MODEL, dirs, standard_results, tsv
 
 import phase2_annotate as annot
 import phase2_prepare as prep

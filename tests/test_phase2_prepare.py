@@ -4,7 +4,7 @@ the move from the flat layout to per-model folders, and the run_all gate."""
 from __future__ import annotations
 
 import pytest
-from test_phase2_fixtures import MODEL, QUESTION, dirs, record, standard_results, tsv
+from phase2_fixtures import MODEL, QUESTION, dirs, record, standard_results, tsv
 
 import phase2_prepare as prep
 from config import StudyConfig

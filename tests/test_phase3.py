@@ -16,7 +16,6 @@ from study import store
 from study.analysis import cliff as cliff_stats
 from study.analysis import structure_analysis as sa
 from study.data.datasets import load_problems
-from study.run import runner
 from study.strategies import rollouts
 from utils import model_tag
 
@@ -123,13 +122,13 @@ def study(dataset, results, **changes) -> StudyConfig:
 
 
 def cliff_reuse(cfg: StudyConfig, problems) -> rollouts.ReusedRollouts:
-    return rollouts.rollouts_from_phase(cfg, runner.plan_for(cfg, "phase3"), "phase1", problems)
+    return rollouts.rollouts_from_phase(cfg, rollouts.plan_for(cfg, "phase3"), "phase1", problems)
 
 
 def write_phase1_log(cfg: StudyConfig, problem_ids: list[str]) -> None:
     problems = load_problems(cfg.data.dataset, cfg.data.num_samples, cfg.seed,
                              cfg.paths.data_dir)
-    config = rollouts.rollout_config(cfg, runner.plan_for(cfg, "phase1"), problems)
+    config = rollouts.rollout_config(cfg, rollouts.plan_for(cfg, "phase1"), problems)
     log = store.RolloutLog(store.rollouts_path(cfg.paths.results_dir, "phase1", cfg.model_tag),
                            {"kind": "rollouts", "fingerprint": store.fingerprint(config),
                             "config": config})

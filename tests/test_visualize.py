@@ -623,7 +623,7 @@ def test_summaries_made_by_the_study_code_follow_the_schema_and_draw(tmp_path, c
     for key, summary in made.items():
         assert schema_problems(summary, SUMMARIES[key].schema) == [], key
         store.write_json(path_of(key, results), summary)
-    for key in ("depth", "lens"):  # made end to end in tests/test_depth_study.py
+    for key in ("depth", "lens"):  # made end to end in tests/test_run_depth_sweep.py
         store.write_json(path_of(key, results), FIXTURES[key]())
 
     assert run(results, tmp_path / "f", "--format", "png") == 0

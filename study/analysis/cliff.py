@@ -11,7 +11,6 @@ import numpy as np
 
 from config import StatisticsConfig
 from study.analysis import stats
-from study.run import runner
 from study.schema import Record
 
 
@@ -26,7 +25,7 @@ def correct_matrix(records: list[Record]) -> np.ndarray:
 def summarize(by_budget: dict[int, list[Record]], st: StatisticsConfig, seed: int) -> dict:
     """Accuracy table, gain per token with bootstrap CIs, steepest steps, half-gain window."""
     budgets = sorted(by_budget)
-    rows = {str(b): {"budget": b, **runner.budget_table_rows(by_budget[b], st.confidence)}
+    rows = {str(b): {"budget": b, **stats.budget_table_rows(by_budget[b], st.confidence)}
             for b in budgets}
     accuracy = {b: rows[str(b)]["accuracy"] for b in budgets}
     gains = stats.bootstrap_gain_per_token({b: correct_matrix(by_budget[b]) for b in budgets},

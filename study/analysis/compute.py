@@ -24,9 +24,9 @@ import numpy as np
 from config import StatisticsConfig
 from study import store
 from study.analysis import plateau, stats
-from study.report.tables import by_budget
 from study.schema import Record
 from study.schema_analyses import ComputePoint, PowerBudgetRow
+from study.tables import by_budget
 
 # A phase-1 file of the same model under another budget mode: "{model}-{mode}" with a mode made
 # of lowercase words (depth "-L{n}" and "-power" tags are other axes, not strategies).

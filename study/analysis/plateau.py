@@ -15,8 +15,8 @@ from config import StatisticsConfig
 from study.analysis import stats
 from study.errors import ResultsError
 from study.grading import grader, majority
-from study.report.tables import finite
 from study.schema import Record
+from study.tables import finite
 
 
 def _number(value: float | None) -> float | None:

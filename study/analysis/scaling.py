@@ -17,9 +17,9 @@ import numpy as np
 from config import StudyConfig
 from study import store
 from study.analysis import emergence, fits, stats
-from study.report.tables import MISSING, ci_text, markdown_table, num, pct, text_table
 from study.schema import Record
 from study.schema_analyses import EmergenceBlock, ScalingSummary
+from study.tables import MISSING, ci_text, markdown_table, num, pct, text_table
 
 FIT_LABELS = {"log-linear": "log-linear", "piecewise": "piecewise (1 break)",
               "saturating": "saturating"}

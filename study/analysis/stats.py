@@ -35,6 +35,7 @@ from study.analysis.comparisons import (
 )
 from study.analysis.intervals import bootstrap_ci, proportion_summary, wilson_ci
 from study.grading import majority
+from study.schema import Record
 
 __all__ = [
     "bootstrap_ci",
@@ -167,3 +168,17 @@ def success_rate_histogram(
     k = matrix.shape[1]
     counts = np.bincount(matrix.sum(axis=1).astype(int), minlength=k + 1)
     return {f"{i}/{k}": int(counts[i]) for i in range(k + 1)}
+
+
+def budget_table_rows(records: list[Record], confidence: float) -> dict:
+    """Per-budget numbers shared by phases 1 and 3: accuracy (Wilson CI), tokens, cut rate."""
+    n = len(records)
+    n_correct = sum(r["correct"] for r in records)
+    low, high = wilson_ci(n_correct, n, confidence)
+    return {
+        "n": n, "n_correct": n_correct, "accuracy": n_correct / n if n else 0.0,
+        "ci_low": low, "ci_high": high,
+        "accuracy_strict": sum(r["correct_strict"] for r in records) / n if n else 0.0,
+        "avg_tokens": sum(r["tokens_used"] for r in records) / n if n else 0.0,
+        "hit_budget_rate": sum(r["hit_budget"] for r in records) / n if n else 0.0,
+    }

@@ -26,8 +26,8 @@ from study.annotation.tsv import (
     check_table,
     read_table,
 )
-from study.report.tables import text_table
 from study.schema import Record
+from study.tables import text_table
 
 Rows = dict[int, list[dict[str, str]]]  # validated rows per budget
 Records = dict[int, list[Record]]  # phase-1 records per budget

@@ -32,7 +32,7 @@ from study.annotation.tsv import (
 )
 from study.data import arith_check
 from study.errors import ConfigError
-from study.grading import grader
+from study.grading import numeric
 from study.schema import Record
 
 GATE_EXIT_CODE = 3  # run_all --all: 0 ok, 2 user error, 3 waiting for annotation labels
@@ -127,11 +127,11 @@ def suggest_error_type(record: Record) -> str:
     missing.
     """
     text, gold = record["generated"] or "", str(record["ground_truth"])
-    if record["hit_budget"] and grader.extract_strict(text) is None:
+    if record["hit_budget"] and numeric.extract_strict(text) is None:
         return "incomplete"
     if arith_check.arithmetic_errors(text):
         return "arithmetic"
-    if grader.states_answer(text, gold):
+    if numeric.states_answer(text, gold):
         return "format"
     return ""
 

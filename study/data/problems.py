@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from study.errors import DatasetError  # also re-exported: callers catch problems.DatasetError
-from study.grading.grader import parse_gold
+from study.grading.numeric import parse_gold
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 

@@ -21,7 +21,7 @@ from study.figures.style import (
     value,
 )
 from study.schema import CliffSummary, Phase1bSummary, Phase1Summary, StochasticRow
-from study.report.tables import by_budget
+from study.tables import by_budget
 
 
 def _two_panels() -> tuple[Figure, list[Axes]]:

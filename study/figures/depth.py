@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from study.figures.style import OKABE_ITO, display_name, in_style, percent_axis, styled
 from study.schema_analyses import DepthSummary, LensSummary
-from study.report.tables import by_budget
+from study.tables import by_budget
 
 
 @in_style

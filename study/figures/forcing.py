@@ -21,7 +21,7 @@ from study.figures.style import (
     value,
 )
 from study.schema import Phase1Summary
-from study.report.tables import by_budget
+from study.tables import by_budget
 
 
 def has_forcing(summary: Phase1Summary) -> bool:

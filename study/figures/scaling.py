@@ -22,7 +22,7 @@ from study.figures.style import (
     styled,
 )
 from study.schema_analyses import ScalingSummary
-from study.report.tables import by_budget
+from study.tables import by_budget
 
 FIT_STYLE = {"log-linear": ":", "piecewise": "--", "saturating": "-."}
 

@@ -22,7 +22,7 @@ from study.figures.style import (
 from study.report.findings import label_sources_text
 from study.schema import Phase2Summary
 from study.schema_analyses import StructureRow, StructureSummary
-from study.report.tables import by_budget
+from study.tables import by_budget
 
 # ---------------------------------------------------------------- figure 2
 

@@ -8,7 +8,7 @@ trailing unit words, ``\\$``, trailing periods), they are the same string, or bo
 numbers of equal value, or math-verify says so (gold first: it is not symmetric).
 
 math-verify's own timeouts use ``signal.alarm`` and so work on the main thread only. Here they
-are off, inputs are bounded to ``grader.MATH_VERIFY_MAX_CHARS``, and every math-verify call runs
+are off, inputs are bounded to ``numeric.MATH_VERIFY_MAX_CHARS``, and every math-verify call runs
 in one persistent worker process with a wall-clock limit of ``LATEX_TIMEOUT_S`` per call, so the
 limit holds from any thread. A call past the limit counts as not equivalent and the worker is
 replaced. math-verify's log messages are silenced below ERROR, here and in the worker.
@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 
-from study.grading import grader
+from study.grading import numeric
 
 # Wall-clock limit for one math-verify comparison (parse both sides and verify), in seconds.
 LATEX_TIMEOUT_S = 5.0
@@ -53,7 +53,7 @@ def _unwrap_text(answer: str) -> str:
     """``\\text{Evelyn}`` -> ``Evelyn``: the argument of each text-style wrapper, kept verbatim."""
     while match := _TEXT_WRAPPER.search(answer):
         brace = match.end() - 1
-        content = grader._braced_argument(answer, brace)
+        content = numeric.braced_argument(answer, brace)
         if content is None:
             return answer
         answer = answer[: match.start()] + content + answer[brace + len(content) + 2 :]
@@ -81,8 +81,8 @@ def _compact(answer: str) -> str:
 
 def _statement_answer(text: str) -> str | None:
     """The segment after the last final-answer statement that says anything."""
-    for match in reversed(list(grader._ANSWER_STATEMENT.finditer(text))):
-        segment = grader._statement_segment(text[match.end() :]).strip()
+    for match in reversed(list(numeric.ANSWER_STATEMENT.finditer(text))):
+        segment = numeric.statement_segment(text[match.end() :]).strip()
         inline_math = _INLINE_MATH_SPAN.findall(segment)
         if inline_math:
             return inline_math[-1].strip()
@@ -93,7 +93,7 @@ def _statement_answer(text: str) -> str | None:
 
 def extract_latex_strict(text: str) -> str | None:
     """Last ``\\boxed{}`` argument, else the last final-answer statement's segment, else None."""
-    boxed = grader._boxed_contents(text)
+    boxed = numeric.boxed_contents(text)
     if boxed:
         return boxed[-1].strip()
     return _statement_answer(text)
@@ -102,7 +102,7 @@ def extract_latex_strict(text: str) -> str | None:
 def extract_latex_flexible(text: str) -> str | None:
     """The strict answer when present, else the last number in the text."""
     strict = extract_latex_strict(text)
-    return strict if strict is not None else grader.extract_flexible(text)
+    return strict if strict is not None else numeric.extract_flexible(text)
 
 
 # --------------------------------------------------------------------------- math-verify worker
@@ -113,7 +113,7 @@ def _serve() -> None:
     one JSON verdict per line out."""
     for line in sys.stdin:
         gold, predicted = json.loads(line)
-        sys.stdout.write(json.dumps(grader.math_verify_verdict(gold, predicted)) + "\n")
+        sys.stdout.write(json.dumps(numeric.math_verify_verdict(gold, predicted)) + "\n")
         sys.stdout.flush()
 
 
@@ -167,7 +167,7 @@ class _Worker:
                     self.close()
                     self._unavailable = True  # no worker here: run inline, size-bounded only
             if self._process is None:
-                return grader.math_verify_verdict(gold, predicted)
+                return numeric.math_verify_verdict(gold, predicted)
             try:
                 return self._ask(gold, predicted, timeout_s)
             except (OSError, TimeoutError, ValueError):
@@ -180,7 +180,7 @@ atexit.register(_WORKER.close)
 
 
 def _math_verify_equal(gold: str, predicted: str) -> bool:
-    limit = grader.MATH_VERIFY_MAX_CHARS
+    limit = numeric.MATH_VERIFY_MAX_CHARS
     if len(gold) > limit or len(predicted) > limit:
         return False
     return _WORKER.verify(gold, predicted, LATEX_TIMEOUT_S)
@@ -199,10 +199,10 @@ def latex_equivalent(predicted: str | None, gold: str) -> bool:
         return False
     if _compact(gold_norm) == _compact(predicted_norm):
         return True
-    gold_value = grader._plain_value(gold_norm)
-    predicted_value = grader._plain_value(predicted_norm)
+    gold_value = numeric.plain_value(gold_norm)
+    predicted_value = numeric.plain_value(predicted_norm)
     if gold_value is not None and predicted_value is not None:
-        return grader._values_close(predicted_value, gold_value)
+        return numeric.values_close(predicted_value, gold_value)
     return _math_verify_equal(gold_norm, predicted_norm)
 
 
@@ -221,7 +221,7 @@ _ONLY_LETTER = re.compile(r"^\W*([A-Ea-e])\W*$")
 
 def extract_choice_strict(text: str) -> str | None:
     """The last boxed letter, else the last letter of an answer statement; upper case, or None."""
-    for boxed in reversed(grader._boxed_contents(text)):
+    for boxed in reversed(numeric.boxed_contents(text)):
         match = _BOXED_LETTER.match(boxed)
         if match:
             return match.group(1).upper()
@@ -249,7 +249,7 @@ def choice_equivalent(predicted: str | None, gold: str) -> bool:
     return gold_letter is not None and gold_letter.group(1).upper() == predicted.strip().upper()
 
 
-# Per kind: (strict extractor, flexible extractor, equivalence), used by ``grader.grade``.
+# Per kind: (strict extractor, flexible extractor, equivalence), used by ``study.grading.grader``.
 KIND_RULES = {
     "latex": (extract_latex_strict, extract_latex_flexible, latex_equivalent),
     "choice": (extract_choice_strict, extract_choice_flexible, choice_equivalent),

@@ -1,13 +1,12 @@
-"""Console output shared by several phases (on ``study.report.tables``): tables, the phase
+"""Console output shared by several phases (on ``study.tables``): tables, the phase
 footer."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
-from study.report.tables import by_budget, ci_text, pct, text_table
-from study.run.runner import PhaseOutput
-from study.strategies import power
+from study.tables import by_budget, ci_text, pct, text_table
 
 
 def accuracy_table(budgets: dict[str, dict]) -> str:
@@ -20,7 +19,14 @@ def accuracy_table(budgets: dict[str, dict]) -> str:
     return text_table(columns, rows)
 
 
-def show_phase(label: str, output: PhaseOutput, results_dir: Path, table: str) -> dict:
+class FinishedPhase(Protocol):
+    """What a phase run hands back (``study.run.phase_run.PhaseOutput``)."""
+
+    summary: dict
+    reused: bool
+
+
+def show_phase(label: str, output: FinishedPhase, results_dir: Path, table: str) -> dict:
     """Print what a generating phase prints and return its summary."""
     print(phase_output(label, output.summary, output.reused, results_dir, table))
     return output.summary
@@ -40,10 +46,27 @@ def phase_output(label: str, summary: dict, reused: bool, results_dir: Path, tab
         lines.append(f"gold answers fixed: {len(fixed)} of {prov['dataset']['gold_checked']} "
                      f"disagreed with their question's expression ({shown}{more}); "
                      "listed under provenance.dataset.gold_fixed")
-    lines += power.console_lines(prov)
+    lines += power_lines(prov)
     if prov.get("tokens_per_s"):
         when = "when first run: " if reused else ""
         lines.append(f"{when}generated {prov['generated_tokens']} tokens in "
                      f"{prov['generation_s']:.1f} s ({prov['tokens_per_s']:.0f} tok/s) on "
                      f"{prov['device']}")
     return "\n".join(lines)
+
+
+def power_lines(provenance: dict) -> list[str]:
+    """Acceptance rate and cost per budget of a power-sampling run ([] for other runs)."""
+    block = provenance.get("power")
+    if not block:
+        return []
+    head = (f"power sampling (alpha={block['alpha']}, {block['blocks']} blocks, "
+            f"{block['mcmc_steps']} MH steps per block):")
+    lines = [head]
+    for budget, row in block["budgets"].items():
+        rate = row["acceptance_rate"]
+        lines.append(f"  budget {budget}: {row['chains']} chains, acceptance "
+                     f"{'n/a' if rate is None else f'{100 * rate:.1f}%'} of {row['proposals']} "
+                     f"proposals, {row['tokens_proposed'] / max(row['chains'], 1):.0f} tokens "
+                     "proposed per chain")
+    return lines

@@ -3,8 +3,8 @@ the logit lens. ``study.report.markdown`` registers them next to the phases' tab
 
 from __future__ import annotations
 
-from study.report.tables import by_budget, ci_text, markdown_table, num, pct
 from study.schema_analyses import DepthSummary, LensSummary
+from study.tables import by_budget, ci_text, markdown_table, num, pct
 
 
 def depth_table(summary: DepthSummary) -> str:

@@ -1,7 +1,7 @@
 """The report's findings: one plain-language sentence per result, computed from the summaries.
 
 Each function reads one typed summary (``study.schema``) and returns text; numbers are formatted
-by ``study.report.tables`` so a percentage or an interval reads the same here as in every table.
+by ``study.tables`` so a percentage or an interval reads the same here as in every table.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from study.report.tables import by_budget, ci_text, num, pct, signed_pp
 from study.results import StudyResults
 from study.schema import CliffSummary, ErrorTypeBlock, Phase1bSummary, Phase1Summary, Phase2Summary
 from study.schema_analyses import LengthGroup, StructureSummary
+from study.tables import by_budget, ci_text, num, pct, signed_pp
 
 
 def saturation_finding(p1: Phase1Summary) -> str:

@@ -8,7 +8,8 @@ record carries ``truncated_correct``, the truncation reading of its own tokens.
 
 from __future__ import annotations
 
-from study.report.tables import (
+from study.schema import ForcingRow
+from study.tables import (
     MISSING,
     by_budget,
     ci_text,
@@ -18,7 +19,6 @@ from study.report.tables import (
     signed_pp,
     text_table,
 )
-from study.schema import ForcingRow
 
 LEGEND = ("Truncate: the first B tokens graded as they are; Forced: the answer generated after "
           "the cue.\np_gold: mean normalised probability of gold over the problem's answers "

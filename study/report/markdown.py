@@ -2,7 +2,7 @@
 
 Reads only the summaries in the results store (``study.results``; never a model) and writes
 ``results/report_{model}.md``. Every number in it is computed from those files and formatted by
-``study.report.tables``; a phase whose file is missing gets one line naming the command that makes
+``study.tables``; a phase whose file is missing gets one line naming the command that makes
 it (from the registry ``study.results.SUMMARIES``). ``visualize.py`` calls ``write_report`` after
 drawing the figures and hands it the files it wrote.
 """
@@ -20,10 +20,10 @@ from study.analysis.scaling import scaling_table
 from study.report import forcing_output
 from study.report.depth_report import depth_table, lens_table
 from study.report.findings import findings, label_sources_text
-from study.report.tables import MISSING, by_budget, ci_text, markdown_table, num, pct, signed_pp
 from study.results import SUMMARIES, StudyResults
 from study.schema import CliffSummary, GainStep, Phase1bSummary, Phase1Summary, Phase2Summary
 from study.schema_analyses import ComputeSummary, Proportion, StructureMetrics, StructureSummary
+from study.tables import MISSING, by_budget, ci_text, markdown_table, num, pct, signed_pp
 
 
 @dataclass(frozen=True)

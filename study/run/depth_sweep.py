@@ -17,12 +17,13 @@ from config import StudyConfig
 from study import store
 from study.analysis import stats
 from study.errors import ConfigError
-from study.report.tables import ci_text, num, pct, text_table
 from study.run import runner
+from study.run.phase_run import PhaseOutput
 from study.schema import Record
 from study.schema_analyses import DepthRun, DepthSummary
 from study.strategies import rollouts
 from study.strategies.rollouts import GenerationPlan
+from study.tables import ci_text, num, pct, text_table
 
 PHASE = "depth"
 SOURCE_PHASE = "phase1"  # rollouts of the same depth and decoding are reused from here
@@ -46,12 +47,12 @@ def depth_config(cfg: StudyConfig, layers: int, total: int) -> StudyConfig:
     return cfg.replace({"model.num_layers": None if layers == total else layers})
 
 
-def run_depth(cfg: StudyConfig, layers: int, total: int) -> tuple[runner.PhaseOutput, DepthRun]:
+def run_depth(cfg: StudyConfig, layers: int, total: int) -> tuple[PhaseOutput, DepthRun]:
     """Run (or resume, or reuse) one depth at the sweep's budgets."""
     cut = depth_config(cfg, layers, total)
     results, tag = cut.paths.results_dir, cut.model_tag
     plan = GenerationPlan(PHASE, cfg.depth.budgets, 1, cfg.data.num_samples,
-                          runner.sampling(cfg.generation.temperature, cfg.generation.top_p))
+                          rollouts.sampling(cfg.generation.temperature, cfg.generation.top_p))
 
     def from_phase1(problems):
         found = rollouts.rollouts_from_phase(cut, plan, SOURCE_PHASE, problems)
@@ -59,7 +60,7 @@ def run_depth(cfg: StudyConfig, layers: int, total: int) -> tuple[runner.PhaseOu
 
     def summarize(by_budget: dict[int, list[Record]]) -> dict:
         return {"layers": layers,
-                "budgets": {str(b): {"budget": b, **runner.budget_table_rows(
+                "budgets": {str(b): {"budget": b, **stats.budget_table_rows(
                     recs, cfg.statistics.confidence)} for b, recs in by_budget.items()}}
 
     path = store.depth_run_path(results, tag)

@@ -25,146 +25,28 @@ Who merges: under accelerate, rank 0 after a barrier; in an array, the last shar
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import utils
 from study import store
 from study.errors import ConfigError, ResultsError
+from study.run.phase_run import GradedRun, PhaseOutput, PhaseRun, graded_run
 from study.schema import ShardFile
+from study.shards import Shard, process_state, select
+from study.strategies.rollouts import rollout_config, rollout_tag
 
 if TYPE_CHECKING:
-    from config import StudyConfig
-    from study.run.runner import GradedRun, PhaseOutput, PhaseRun
     from study.strategies.base import ComputeStrategy
 
-# Ranks wait at the barrier for the slowest shard; torch's 30-minute default is too short for a
-# paper-scale phase, whose shards may finish hours apart on unequal GPUs.
-BARRIER_TIMEOUT = timedelta(hours=48)
 _SHARD_NAME = re.compile(r"\.shard(\d+)of(\d+)\.json$")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of a phase: shard ``index`` of ``count``."""
-
-    index: int
-    count: int
-    world_size: int = 1  # processes of this accelerate launch (1: not launched by accelerate)
-    rank: int = 0  # this process among them
-
-    @property
-    def label(self) -> str:
-        return f"{self.index}/{self.count}"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n; ConfigError naming --shard otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if match and 0 <= int(match[1]) < int(match[2]):
-        return int(match[1]), int(match[2])
-    raise ConfigError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. --shard 0/4 "
-                      "(shards are numbered from 0)")
-
-
-def check(cfg: StudyConfig) -> None:
-    """Checks of --shard and --merge that need no process state."""
-    if cfg.run.shard is not None:
-        parse_shard(cfg.run.shard)
-        if cfg.run.merge:
-            raise ConfigError("--merge reads every shard file; drop --shard "
-                              f"{cfg.run.shard} from the merge command")
-
-
-def select(items: list, shard: Shard | str | None) -> list:
-    """The items of one shard (round robin over the positions); all of them for None."""
-    if shard is None:
-        return list(items)
-    index, count = parse_shard(shard) if isinstance(shard, str) else (shard.index, shard.count)
-    return list(items[index::count])
-
-
-def _process_state(cfg: StudyConfig) -> Any:
-    """accelerate's view of this process: rank 0 of 1 unless started by ``accelerate launch``.
-
-    CPU runs ask for gloo explicitly (``cpu=True``): otherwise accelerate, finding no GPU,
-    would treat every rank as a lone process and each would run every problem.
-    """
-    from accelerate import PartialState  # imported here: only generating phases need it
-
-    cpu = utils.pick_device(cfg.model.device).type != "cuda"
-    return PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
-
-
-def _launched_together() -> bool:
-    """Whether a launcher started several processes (``accelerate launch`` and torchrun set
-    WORLD_SIZE). A plain ``python`` run then needs neither accelerate nor torch to know it is
-    alone, so it gets as far as its first real error without importing them."""
-    return int(os.environ.get("WORLD_SIZE") or 1) > 1
-
-
-def current(cfg: StudyConfig) -> Shard | None:
-    """This process's shard, or None when it runs the phase whole (or only merges)."""
-    check(cfg)
-    world, rank = 1, 0
-    if _launched_together():
-        state = _process_state(cfg)
-        world, rank = state.num_processes, state.process_index
-    if cfg.run.merge:
-        if world > 1:
-            raise ConfigError("--merge runs in one process; start it with python, not "
-                              "accelerate launch")
-        return None
-    index, count = parse_shard(cfg.run.shard) if cfg.run.shard is not None else (0, 1)
-    if count * world == 1:
-        return None
-    return Shard(index * world + rank, count * world, world, rank)
-
-
-def runs_whole_study(cfg: StudyConfig) -> bool:
-    """Whether this process also runs the steps after the generating phases. An array shard
-    does not (the other shards may still run: a merge job carries on), nor does a rank other
-    than 0 of an accelerate launch (rank 0 merges and carries on)."""
-    shard = current(cfg)
-    return shard is None or (shard.count == shard.world_size and shard.rank == 0)
-
-
-# ------------------------------------------------------------------ rollout logs of a shard
-
-def log_path(cfg: StudyConfig, whole: Path) -> Path:
-    """Where this process keeps the rollout log ``whole``: its own file when sharded."""
-    shard = current(cfg)
-    if shard is None:
-        return Path(whole)
-    return store.shard_path(cfg.paths.results_dir, whole, shard.index, shard.count)
-
-
-def log_header(cfg: StudyConfig) -> dict:
-    """Extra header keys of a shard's rollout log (which problems it may hold)."""
-    shard = current(cfg)
-    return {} if shard is None else {"shard": shard.label}
-
-
-def source_log_path(cfg: StudyConfig, whole: Path) -> Path:
-    """Another phase's rollout log to reuse: this shard's own when it exists, else the whole."""
-    own = log_path(cfg, whole)
-    return own if own.exists() else Path(whole)
 
 
 def _merge_rollout_logs(phase: PhaseRun, count: int) -> None:
     """Write the phase's whole rollout log from the shards' logs (rows in problem order), so
     later runs reuse them as they would a single process's; an unrelated log is left alone."""
-    from study.strategies.rollouts import (  # study.strategies.rollouts imports this module
-        rollout_config,
-        rollout_tag,
-    )
-
     cfg = phase.cfg
     # The log's own config (force-end reads truncation's log; its reading keys are not in it).
     # Power sampling's per-budget logs stay per shard.
@@ -200,13 +82,11 @@ def run_sharded(phase: PhaseRun, strategy: ComputeStrategy, shard: Shard | None)
     Returns the merged phase when this process merged it; otherwise the shard's own summary
     (its records summarised alone, written nowhere) for the console.
     """
-    from study.run.runner import PhaseOutput  # not at the top: the runner imports this module
-
     if shard is None:
         return _merge(phase, _count_on_disk(phase), strategy.name, required=True)
     own = _run_own(phase, strategy, shard)
     if shard.world_size > 1:
-        _process_state(phase.cfg).wait_for_everyone()
+        process_state(phase.cfg).wait_for_everyone()
     if shard.rank == 0:
         # A launch that covers every shard needs them all now; an array shard may be early.
         merged = _merge(phase, shard.count, strategy.name,
@@ -220,8 +100,6 @@ def run_sharded(phase: PhaseRun, strategy: ComputeStrategy, shard: Shard | None)
 def _run_own(phase: PhaseRun, strategy: ComputeStrategy, shard: Shard) -> GradedRun:
     """This shard's graded run: from its shard file when that is finished under this
     configuration, else by running the strategy on its problems (then the file is written)."""
-    from study.run.runner import graded_run
-
     problems = select(phase.data.problems, shard)
     if not problems:
         n = len(phase.data.problems)
@@ -275,8 +153,6 @@ def _stale(data: Any, phase: PhaseRun, index: int, count: int, strategy: str) ->
 
 
 def _graded(data: ShardFile) -> GradedRun:
-    from study.run.runner import GradedRun
-
     return GradedRun({int(b): recs for b, recs in data["records"].items()},
                      data["tokens_spent"], data["stats"], data["reused_rollouts_from"],
                      data["strategy"])
@@ -336,8 +212,6 @@ def _merge(phase: PhaseRun, count: int, strategy: str, required: bool) -> PhaseO
 
 def _combine(phase: PhaseRun, shards: list[ShardFile]) -> GradedRun:
     """The shards as one graded run: records in the single-process (problem, sample) order."""
-    from study.run.runner import GradedRun
-
     count = len(shards)
     by_budget = {}
     for budget in phase.plan.budgets:

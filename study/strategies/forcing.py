@@ -26,7 +26,7 @@ from config import StudyConfig
 from study.analysis import continuous
 from study.data.problems import Problem
 from study.errors import ConfigError
-from study.grading import grader
+from study.grading import grader, numeric
 from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
@@ -47,18 +47,6 @@ def reading_keys(cfg: StudyConfig) -> dict:
         return {}
     return {"budget_mode": cfg.forcing.budget_mode, "cue": cfg.forcing.cue,
             "answer_tokens": cfg.forcing.answer_tokens}
-
-
-def strategy_for(cfg: StudyConfig, plan: GenerationPlan,
-                 seed_rollouts: SeedRollouts | None = None) -> ForceEnd | None:
-    """The strategy of ``--budget-mode`` (None: truncation, the runner's default)."""
-    if forced(cfg) and not cfg.forcing.cue:
-        raise ConfigError("--cue: the cue is empty; give a text such as 'Final answer:'")
-    if cfg.forcing.budget_mode == "force-end":
-        return ForceEnd(cfg, plan, seed_rollouts)
-    if cfg.forcing.budget_mode == "force-continue":
-        return ForceContinue(cfg, plan, seed_rollouts)
-    return None
 
 
 def cue_text(cfg: StudyConfig, tokenizer) -> str:
@@ -93,6 +81,8 @@ class ForceEnd:
 
     def __init__(self, cfg: StudyConfig, plan: GenerationPlan,
                  seed_rollouts: SeedRollouts | None = None):
+        if not cfg.forcing.cue:
+            raise ConfigError("--cue: the cue is empty; give a text such as 'Final answer:'")
         self.cfg, self.plan, self.seed_rollouts = cfg, plan, seed_rollouts
 
     def rollouts(self, problems: list[Problem]) -> tuple[RolloutRows, dict, str | None]:
@@ -211,5 +201,5 @@ class _Forcer:
 def gold_text(problem: Problem) -> str:
     """The gold answer as the model would write it after the cue (numbers normalised)."""
     if problem.answer_kind == "numeric":
-        return grader.parse_gold(problem.answer)
+        return numeric.parse_gold(problem.answer)
     return problem.answer.strip()

@@ -19,10 +19,10 @@ from config import StudyConfig
 from study import store
 from study.data.datasets import load_dataset
 from study.errors import ResultsError
-from study.report.tables import num, text_table
-from study.run import runner
 from study.schema_analyses import LensRow, LensSummary
+from study.strategies import rollouts
 from study.strategies.rollouts import load_study_model, rollout_config
+from study.tables import num, text_table
 
 SOURCE_PHASE = "phase1"
 
@@ -30,7 +30,7 @@ SOURCE_PHASE = "phase1"
 def sampled_rollouts(cfg: StudyConfig) -> tuple[Path, list, list[dict], dict]:
     """(log path, problems, sampled rows, dataset info): a seeded sample of phase-1 rollouts made
     under this very config; ResultsError naming the command when there are none."""
-    plan = runner.plan_for(cfg, SOURCE_PHASE)
+    plan = rollouts.plan_for(cfg, SOURCE_PHASE)
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
                         cfg.data.answer_kind, cfg.data.source)
     config = rollout_config(cfg, plan, data.problems)

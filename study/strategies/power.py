@@ -19,7 +19,7 @@ from config import StudyConfig
 from study import store
 from study.data.problems import Problem
 from study.errors import ConfigError
-from study.strategies.base import BudgetOutcome, StrategyResult
+from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
     RolloutRows,
@@ -43,29 +43,16 @@ def acceptance_rate(rows: list[dict]) -> float | None:
     return sum(r["accepted"] for r in rows) / proposed if proposed else None
 
 
-def console_lines(provenance: dict) -> list[str]:
-    """Acceptance rate and cost per budget of a power-sampling run ([] for other runs)."""
-    block = provenance.get("power")
-    if not block:
-        return []
-    head = (f"power sampling (alpha={block['alpha']}, {block['blocks']} blocks, "
-            f"{block['mcmc_steps']} MH steps per block):")
-    lines = [head]
-    for budget, row in block["budgets"].items():
-        rate = row["acceptance_rate"]
-        lines.append(f"  budget {budget}: {row['chains']} chains, acceptance "
-                     f"{'n/a' if rate is None else f'{100 * rate:.1f}%'} of {row['proposals']} "
-                     f"proposals, {row['tokens_proposed'] / max(row['chains'], 1):.0f} tokens "
-                     "proposed per chain")
-    return lines
-
-
 class PowerSampling:
     """One power-sampling chain per (problem, sample) at every budget of the plan."""
 
     name = "power"
 
-    def __init__(self, cfg: StudyConfig, plan: GenerationPlan):
+    def __init__(self, cfg: StudyConfig, plan: GenerationPlan,
+                 seed_rollouts: SeedRollouts | None = None):
+        # ``seed_rollouts`` is part of the strategies' common signature; a chain is never
+        # another phase's rollout (different target distribution), so it is not used.
+        del seed_rollouts
         self.cfg, self.plan, self.settings = cfg, plan, settings(cfg)
         self._lm: utils.LoadedModel | None = None  # loaded on the first chain to generate
 

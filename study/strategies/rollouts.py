@@ -14,10 +14,9 @@ from pathlib import Path
 
 import utils
 from config import StudyConfig
-from study import store
+from study import shards, store
 from study.data.datasets import load_problems, rollout_keys
 from study.data.problems import Problem
-from study.run import sharding
 
 # Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
 # template bumps its Template.version instead (``datasets.rollout_keys``).
@@ -40,6 +39,25 @@ class GenerationPlan:
         return max(self.budgets)
 
 
+def sampling(temperature: float, top_p: float) -> utils.SamplingConfig:
+    """Decoding settings; top-p means nothing under greedy decoding, so it is recorded as 1."""
+    return utils.SamplingConfig(temperature, top_p if temperature > 0 else 1.0)
+
+
+def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
+    """The generation plan of a generating phase ("phase1", "phase1b" or "phase3")."""
+    greedy_curve = sampling(cfg.generation.temperature, cfg.generation.top_p)
+    if phase == "phase1":
+        return GenerationPlan(phase, cfg.phase1.budgets, 1, cfg.data.num_samples, greedy_curve)
+    if phase == "phase1b":
+        s = cfg.phase1b
+        return GenerationPlan(phase, s.budgets, s.samples, s.num_samples or cfg.data.num_samples,
+                              sampling(s.temperature, s.top_p))
+    if phase == "phase3":
+        return GenerationPlan(phase, cfg.phase3.budgets, 1, cfg.data.num_samples, greedy_curve)
+    raise KeyError(f"{phase} is not a generating phase")
+
+
 def load_study_model(cfg: StudyConfig) -> utils.LoadedModel:
     """The run's model as every phase must see it: name, precision, device and depth.
 
@@ -55,9 +73,9 @@ def load_study_model(cfg: StudyConfig) -> utils.LoadedModel:
 def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
     """The rollout log ``whole`` as this process keeps it (its own file when sharded), with
     ``config``'s fingerprint in its header; emptied first under ``--overwrite``."""
-    log = store.RolloutLog(sharding.log_path(cfg, whole),
+    log = store.RolloutLog(shards.log_path(cfg, whole),
                            {"kind": kind, "fingerprint": store.fingerprint(config),
-                            "config": config, **sharding.log_header(cfg)})
+                            "config": config, **shards.log_header(cfg)})
     if cfg.run.overwrite:
         log.delete()
     return log
@@ -217,7 +235,7 @@ def _source_prompts(data_dir: Path, source: dict,
                     shard: str | None = None) -> dict[str, str] | None:
     """problem_id -> prompt of the source phase's problem set (of its ``shard`` "i/n" when the
     log is a shard's), if it reloads to the same prompts."""
-    problems = sharding.select(load_problems(source["dataset"], source.get("num_samples"),
+    problems = shards.select(load_problems(source["dataset"], source.get("num_samples"),
                                              source["seed"], data_dir,
                                              source.get("answer_kind", "numeric")), shard)
     if store.fingerprint([p.prompt for p in problems]) != source.get("prompts"):
@@ -230,7 +248,7 @@ def rollouts_from_phase(cfg: StudyConfig, plan: GenerationPlan, source_phase: st
     """The rollouts another phase already made that this plan needs, when they are identical
     to what it would generate. Rollouts longer than its budget are fine: budgets are prefixes.
     """
-    path = sharding.source_log_path(
+    path = shards.source_log_path(
         cfg, store.rollouts_path(cfg.paths.results_dir, source_phase, rollout_tag(cfg)))
     if not path.exists():
         return ReusedRollouts({}, None, f"no {source_phase} rollouts at {path}")

@@ -17,7 +17,7 @@ from study import cli, store
 from study.data import datasets
 from study.data.problems import Problem
 from study.errors import ConfigError, DatasetError
-from study.run import runner
+from study.run import phase_run
 from study.strategies import rollouts
 from study.strategies.base import BudgetOutcome
 
@@ -128,7 +128,7 @@ def test_a_hub_only_set_offline_says_what_to_do(tmp_path, monkeypatch):
 def _rollout_config(dataset: str, answer_kind: str = "numeric") -> dict:
     cfg = config.StudyConfig().replace({"data.dataset": dataset, "data.answer_kind": answer_kind,
                                         "data.num_samples": 3})
-    plan = runner.plan_for(cfg, "phase1")
+    plan = rollouts.plan_for(cfg, "phase1")
     problems = datasets.load_problems(dataset, 3, cfg.seed, cfg.paths.data_dir, answer_kind)
     return rollouts.rollout_config(cfg, plan, problems)
 
@@ -148,10 +148,10 @@ def test_records_are_graded_by_their_problems_answer_kind():
     problem = Problem("p", "q", "\\frac{1}{2}", "prompt", answer_kind="latex")
     text = "So the answer is \\boxed{\\dfrac{1}{2}}."
     outcome = BudgetOutcome(problem, 0, text, 9, False, 9)
-    record = runner.graded_record(outcome, 16)
+    record = phase_run.graded_record(outcome, 16)
     assert record["correct"] and record["predicted"] is not None
     numeric = BudgetOutcome(Problem("n", "q", "2", "prompt"), 0, "1 + 1 = 2", 5, False, 5)
-    assert runner.graded_record(numeric, 16)["correct"]
+    assert phase_run.graded_record(numeric, 16)["correct"]
 
 
 def test_phase1_on_math500_through_the_cli(tiny_model_dir, tmp_path, monkeypatch, capsys):

