@@ -14,6 +14,7 @@ import pytest
 
 import phase1_main
 import run_all
+import utils
 from study import store
 from study.run import runner
 
@@ -198,7 +199,7 @@ def test_other_budgets_are_rederived_from_stored_rollouts(tiny_model_dir, arith_
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not be loaded")
 
-    monkeypatch.setattr(runner.utils, "load_model", no_model)
+    monkeypatch.setattr(utils, "load_model", no_model)
     argv = phase1_args(tiny_model_dir, arith_file, results)
     argv[argv.index("--budgets") + 1] = "6"  # budgets 6 12: same largest budget, same rollouts
     assert phase1_main.main(argv) == 0

@@ -28,7 +28,7 @@ def test_model_tag_and_fingerprint_carry_the_depth(tiny_model_dir):
     assert cfg.replace({"model.num_layers": 12}).model_tag == "smollm2-135m-L12"
     assert depth_sweep.resolve_layers(StudyConfig(), 30) == (12, 18, 24, 27, 30)
     with pytest.raises(ConfigError, match="--layers 31"):
-        depth_sweep.resolve_layers(StudyConfig().replace({"depth_sweep.layers": [12, 31]}), 30)
+        depth_sweep.resolve_layers(StudyConfig().replace({"depth.layers": [12, 31]}), 30)
 
 
 def test_num_layers_flag_errors_exit_2(tiny_model_dir, arith_file, tmp_path, capsys):

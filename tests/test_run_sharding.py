@@ -140,9 +140,9 @@ def test_merge_without_shard_files_says_so(tiny_model_dir, arith_file, tmp_path,
 
 def test_round_robin_keeps_a_problem_in_its_shard_for_any_prefix():
     items = list(range(10))
-    shards = [shards.select(items, f"{i}/3") for i in range(3)]
-    assert sorted(sum(shards, [])) == items and shards[0] == [0, 3, 6, 9]
-    assert shards.select(items[:7], "1/3") == [x for x in shards[1] if x < 7]
+    parts = [shards.select(items, f"{i}/3") for i in range(3)]
+    assert sorted(sum(parts, [])) == items and parts[0] == [0, 3, 6, 9]
+    assert shards.select(items[:7], "1/3") == [x for x in parts[1] if x < 7]
 
 
 def test_combined_stats_add_counts_and_take_the_slowest_shard():
