@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 
 from config import DEMO_CONFIG, StudyConfig, load_yaml
-from study import grid, shards
+from study import grid, shards, store
 from study.annotation.queue import GATE_EXIT_CODE, annotation_gate
 from study.cli import USER_ERRORS, config_from_args, config_parser, fail
+from study.run.timings import StepTiming, step_timing, timings_table, write_timings
 
 # --all order: every compute-heavy phase first, so a GPU run finishes in one sitting and only the
 # cheap analysis waits for hand labels (the gate sits right before phase2_analyze).
@@ -70,16 +71,19 @@ def build_parser():
     return parser
 
 
-def run_script(module_name: str, cfg: StudyConfig) -> None:
+def run_script(module_name: str, cfg: StudyConfig) -> StepTiming:
     """One phase script's ``run(cfg)`` in this process, with a header and its wall time."""
     print(f"\n=== {module_name}", flush=True)
-    started = time.perf_counter()
-    importlib.import_module(module_name).run(cfg)
-    print(f"=== {module_name}: done in {time.perf_counter() - started:.1f} s", flush=True)
+    started_at, started = time.time(), time.perf_counter()
+    result = importlib.import_module(module_name).run(cfg)
+    wall = time.perf_counter() - started
+    print(f"=== {module_name}: done in {wall:.1f} s", flush=True)
+    return step_timing(module_name, wall, started_at, result)
 
 
 def run_steps(cfg: StudyConfig, steps: list[str], gated: bool,
-              run: Callable[[str, StudyConfig], None] = run_script) -> int:
+              run: Callable[[str, StudyConfig], StepTiming | None] = run_script,
+              timings: list[StepTiming] | None = None) -> int:
     """Run the steps in order; with ``gated`` the annotation gate stands before phase2_analyze.
 
     Returns 0, or GATE_EXIT_CODE when labels are missing (the figures of finished phases are
@@ -94,15 +98,29 @@ def run_steps(cfg: StudyConfig, steps: list[str], gated: bool,
         if step == "phase2_analyze" and gated:
             gate = annotation_gate(cfg, "python " + " ".join(sys.argv))
             if gate == GATE_EXIT_CODE:
-                run("visualize", cfg)
+                _timed(run("visualize", cfg), timings)
             if gate:
                 return gate
         # In a gated run the gate does the auto-annotation (and says how many rows it filled).
         step_cfg = (cfg.replace({"annotation.auto_annotate": False})
                     if gated and step == "phase2_prepare" else cfg)
         for module_name in scripts:
-            run(module_name, step_cfg)
+            _timed(run(module_name, step_cfg), timings)
     return 0
+
+
+def _timed(row: StepTiming | None, timings: list[StepTiming] | None) -> None:
+    if row is not None and timings is not None:
+        timings.append(row)
+
+
+def report_timings(cfg: StudyConfig, timings: list[StepTiming], wall_s: float) -> None:
+    """Print where the time went and save it as timings.json beside the results."""
+    if not timings:
+        return
+    path = store.timings_path(cfg.paths.results_dir)
+    write_timings(path, timings, cfg.to_dict(), cfg.seed, wall_s, cfg.model.device)
+    print(f"\nwhere the time went (also in {path}):\n{timings_table(timings)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             code = grid.run_grid(cfg, steps or ["phase1"])
             importlib.import_module("compare").run(cfg.replace({"grid.datasets": None}))
             return code
-        code = run_steps(cfg, steps, gated=whole)
+        timings: list[StepTiming] = []
+        code = run_steps(cfg, steps, gated=whole, timings=timings)
+        if shards.runs_whole_study(cfg):  # a shard's steps are only part of the run
+            report_timings(cfg, timings, time.perf_counter() - started)
     except USER_ERRORS as exc:
         return fail(str(exc))
     if code == 0:

@@ -188,14 +188,31 @@ def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):
     return tokenizer
 
 
+# The last model loaded, by its load arguments. The phases that ``run_all.py`` runs in one
+# process then share one load (SmolLM2-135M: about a second each; a 7B model: far more), and a
+# process holds at most one model. Nothing of the engine changes a loaded model.
+_LAST_LOADED: dict[tuple, LoadedModel] = {}
+
+
 def load_model(model: str, precision: str, data_dir: Path, device: str | None = None,
                num_layers: int | None = None, local_only: bool | None = None) -> LoadedModel:
-    """Load an alias, hub id or local folder at the resolved precision, in eval mode.
+    """Load an alias, hub id or local folder at the resolved precision, in eval mode; the same
+    arguments again return the model already loaded.
 
     ``num_layers``: keep only the first L decoder layers (``engine.depth``); None keeps all.
     ``local_only``: the answer of ``engine.hub.model_cache_only`` when the caller already asked
     (None: ask here).
     """
+    key = (model, precision, str(Path(data_dir).resolve()), device, num_layers)
+    if key not in _LAST_LOADED:
+        _LAST_LOADED.clear()  # free the previous model's memory before loading another
+        _LAST_LOADED[key] = _load_model(model, precision, data_dir, device, num_layers,
+                                        local_only)
+    return _LAST_LOADED[key]
+
+
+def _load_model(model: str, precision: str, data_dir: Path, device: str | None,
+                num_layers: int | None, local_only: bool | None) -> LoadedModel:
     spec = resolve_model(model)
     location = model_location(spec, data_dir)
     if local_only is None:
@@ -213,7 +230,6 @@ def load_model(model: str, precision: str, data_dir: Path, device: str | None = 
     except OSError as exc:
         raise ModelLoadError(_offline_hint(location, exc)) from exc
     if num_layers is not None:
-
         truncate_layers(lm, num_layers)
     if resolved in ("fp32", "bf16"):
         lm = lm.to(dev)  # quantised weights were placed by device_map already

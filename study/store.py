@@ -120,6 +120,11 @@ def read_records(path: Path) -> list[Record]:
     return records
 
 
+def timings_path(results_dir: Path) -> Path:
+    """Where ``run_all.py`` saves how long each script of its run took."""
+    return Path(results_dir) / "timings.json"
+
+
 def rollouts_path(results_dir: Path, phase: str, model_tag: str) -> Path:
     return Path(results_dir) / "rollouts" / f"{phase}_{model_tag}.jsonl"
 

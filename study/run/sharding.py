@@ -246,7 +246,7 @@ def combine_stats(parts: list[dict]) -> dict:
             out[key] = values[0]
         elif key == "acceptance_rate":  # recomputed from the summed counts below
             continue
-        elif key == "generation_s":
+        elif key in ("generation_s", "forcing_s", "model_load_s"):  # shards run side by side
             out[key] = max(numbers, default=0.0)
         elif key == "tokens_per_s":
             continue

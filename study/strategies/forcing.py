@@ -19,6 +19,7 @@ seen for a problem, plus gold, is scored teacher-forced after each budget's cue.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import utils
@@ -94,7 +95,7 @@ class ForceEnd:
     def run(self, problems: list[Problem]) -> StrategyResult:
         rollouts, stats, reused_from = self.rollouts(problems)
         cfg = self.cfg
-        lm = load_study_model(cfg)
+        lm = load_study_model(cfg, stats)
         stats["device"] = stats.get("device") or utils.device_description(lm)
         keys = [(p, s) for p in problems for s in range(self.plan.samples)]
         prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in keys])
@@ -102,8 +103,10 @@ class ForceEnd:
         cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
         forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16,
                          progress=not cfg.run.quiet)
+        started = time.perf_counter()
         answers = forcer.answers(self.plan.budgets, cfg.forcing.answer_tokens)
         scores = forcer.scores(keys, answers)
+        stats["forcing_s"] = round(time.perf_counter() - started, 3)
         outcomes = {b: [] for b in self.plan.budgets}
         for i, (problem, sample) in enumerate(keys):
             for budget in self.plan.budgets:

@@ -92,7 +92,7 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     log, done, pending, stats = run.log, run.done, run.pending, run.stats
     if not pending:
         return done, stats
-    lm = load_study_model(cfg)
+    lm = load_study_model(cfg, stats)
     stats["device"] = utils.device_description(lm)
     log.start()
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])

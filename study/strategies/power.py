@@ -101,7 +101,7 @@ class PowerSampling:
         if not pending:
             return done
         if self._lm is None:
-            self._lm = load_study_model(cfg)
+            self._lm = load_study_model(cfg, stats)
         lm = self._lm
         stats["device"] = utils.device_description(lm)
         log.start()

@@ -58,16 +58,23 @@ def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
     raise KeyError(f"{phase} is not a generating phase")
 
 
-def load_study_model(cfg: StudyConfig) -> utils.LoadedModel:
+def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.LoadedModel:
     """The run's model as every phase must see it: name, precision, device and depth.
 
     One place, so a cut model (``--num-layers``) is never swapped for the whole one in a later
-    step of the same run (e.g. the forced answers of rollouts made by the cut model).
+    step of the same run (e.g. the forced answers of rollouts made by the cut model). The
+    seconds it took are added to ``stats["model_load_s"]`` (about 0 when this process already
+    holds the model: the engine keeps the last one loaded).
     """
+    started = time.perf_counter()
     m = cfg.model
     local_only = utils.model_cache_only(m.name)  # offline and not cached: fail before torch
-    return utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
-                            local_only)
+    lm = utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
+                          local_only)
+    if stats is not None:
+        stats["model_load_s"] = round(stats.get("model_load_s", 0.0)
+                                      + time.perf_counter() - started, 3)
+    return lm
 
 
 def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
@@ -175,7 +182,7 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
 
 def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Problem, int]],
               log: store.RolloutLog, done: RolloutRows, stats: dict) -> None:
-    lm = load_study_model(cfg)
+    lm = load_study_model(cfg, stats)
     stats["device"] = utils.device_description(lm)
     log.start()
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
