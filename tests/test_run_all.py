@@ -80,7 +80,7 @@ def test_nothing_to_run_prints_help_and_exits_2(capsys):
 def test_steps_beyond_the_spec_run_only_when_asked_and_in_order(monkeypatch):
     asked = []
     monkeypatch.setattr(run_all, "run_steps",
-                        lambda cfg, steps, gated: asked.append((steps, gated)) or 0)
+                        lambda cfg, steps, gated, timings=None: asked.append((steps, gated)) or 0)
     assert run_all.main(["--visualize", "--phase4", "--lens", "--phase1", "--depth"]) == 0
     assert run_all.main(["--all"]) == 0
     assert run_all.main(["--all", "--lens"]) == 0
@@ -95,3 +95,41 @@ def test_steps_beyond_the_spec_run_only_when_asked_and_in_order(monkeypatch):
     for step in run_all.ORDER:
         for name in run_all.SCRIPTS[step]:
             assert callable(importlib.import_module(name).run)
+
+
+def test_timing_rows_count_only_what_the_script_made():
+    import time as _time
+
+    from study.run.timings import step_timing, timings_table
+
+    now = _time.time()
+    stamp = _time.strftime("%Y-%m-%dT%H:%M:%S%z", _time.localtime(now + 1))
+    made = {"provenance": {"written_at": stamp, "model_load_s": 2.0, "generation_s": 10.0,
+                           "forcing_s": 3.0, "generated_tokens": 500, "forced_answer_tokens": 20}}
+    row = step_timing("phase1_main", 20.0, now, made)
+    assert (row.model_load_s, row.model_s, row.generated_tokens) == (2.0, 13.0, 520)
+    assert row.analysis_s == 5.0 and row.tokens_per_s == 40.0 and not row.reused
+    old = {"provenance": {**made["provenance"],
+                          "written_at": _time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                       _time.localtime(now - 3600))}}
+    reused = step_timing("phase1_main", 0.5, now, old)
+    assert reused.reused and reused.generated_tokens == 0 and reused.analysis_s == 0.5
+    plain = step_timing("visualize", 4.0, now, None)  # a script that returns no summary
+    assert plain.model_s == 0.0 and plain.analysis_s == 4.0
+    table = timings_table([row, reused, plain])
+    assert "reused" in table and table.splitlines()[-1].split()[:2] == ["total", "24.5"]
+
+
+def test_a_run_writes_its_timings_with_the_machine(monkeypatch, tmp_path, capsys):
+    from study.run.timings import StepTiming
+
+    def fake_steps(cfg, steps, gated, timings):
+        timings.append(StepTiming("phase1_main", 3.0, 1.0, 1.5, 30, 0.5, False))
+        return 0
+
+    monkeypatch.setattr(run_all, "run_steps", fake_steps)
+    assert run_all.main(["--phase1", "--results-dir", str(tmp_path)]) == 0
+    saved = store.read_json(store.timings_path(tmp_path))
+    assert saved["steps"][0]["script"] == "phase1_main" and saved["steps"][0]["tokens_per_s"] == 20
+    assert saved["provenance"]["machine"]["cores"] >= 1
+    assert "where the time went" in capsys.readouterr().out
