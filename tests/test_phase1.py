@@ -88,6 +88,7 @@ def _wait_for_rollouts(log: Path, at_least: int, proc: subprocess.Popen, timeout
     pytest.fail("phase 1 made no progress")
 
 
+@pytest.mark.slow  # a killed subprocess and three full runs: a minute on 2 cores
 def test_kill_and_resume_equals_uninterrupted_run(tiny_model_dir, tmp_path, sums_file):
     dataset = sums_file(tmp_path / "many.jsonl", [(i, i) for i in range(40)])
     killed, clean = tmp_path / "killed", tmp_path / "clean"

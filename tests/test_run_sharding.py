@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 # except its paths and run options.
 VOLATILE = {"wall_time_s", "written_at", "generation_s", "tokens_per_s", "shards",
             "reused_rollouts_from", "rollouts_generated", "rollouts_resumed_or_reused",
-            "generated_tokens"}
+            "generated_tokens", "model_load_s", "forcing_s"}
 
 
 def comparable(summary: dict) -> dict:
@@ -171,6 +171,7 @@ def study_flags(model_dir, dataset, results) -> list[str]:
             "--bootstrap-resamples", "100", "--results-dir", str(results), "--quiet"]
 
 
+@pytest.mark.slow  # two accelerate processes and a single run
 def test_accelerate_two_processes_equal_one(tiny_model_dir, arith_file, tmp_path):
     """run_all.py --phase1 --phase3 under `accelerate launch` with 2 CPU processes (gloo):
     rank k runs shard k/2 of each phase (phase 3 reads its own shard of phase 1's rollouts),
@@ -207,6 +208,7 @@ def _wait_for_rows(folder: Path, at_least: int, proc: subprocess.Popen, timeout:
     pytest.fail("the shard made no progress")
 
 
+@pytest.mark.slow  # a killed subprocess, three shard runs and a single run
 def test_a_killed_shard_resumes_and_merges_into_the_single_process_files(tiny_model_dir,
                                                                          tmp_path, sums_file):
     dataset = sums_file(tmp_path / "many.jsonl", [(i, i) for i in range(24)])
