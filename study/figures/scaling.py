@@ -12,15 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from study.analysis import fits
-from study.figures.style import (
-    OKABE_ITO,
-    display_name,
-    in_style,
-    log2_budget_axis,
-    percent_axis,
-    shade_window,
-    styled,
-)
+from study.figures import style
 from study.schema_analyses import ScalingSummary
 from study.tables import by_budget
 
@@ -47,39 +39,39 @@ def _fitted(ax: Axes, summary: ScalingSummary, model: str, colour: str, budgets:
     ax.plot(2 ** grid, y, FIT_STYLE[model], color=colour, linewidth=width, label=label)
 
 
-@in_style
+@style.in_style
 def fig6_curve_fits(summary: ScalingSummary) -> Figure:
     """Phase-1 accuracy (95% CI) with the three fitted curves, the breakpoint (bootstrap CI)
     and the fitted saturation level."""
-    fig, (ax,) = styled(3.6, 3.0)
+    fig, (ax,) = style.styled(3.6, 3.0)
     budgets = _curve_with_ci(ax, summary, "#222222", "accuracy (95% CI)")
     curve_fits = summary["fits"]
     if curve_fits:
         for i, model in enumerate(fits.MODELS):
             best = model == curve_fits["best"]
-            _fitted(ax, summary, model, OKABE_ITO[i + 1], budgets, 2.0 if best else 1.1,
+            _fitted(ax, summary, model, style.OKABE_ITO[i + 1], budgets, 2.0 if best else 1.1,
                     f"{model}{' (best BIC)' if best else ''}")
         low_high = curve_fits.get("breakpoint_ci")
         if low_high:
-            shade_window(ax, low_high[0], low_high[1], label="breakpoint 95% CI")
-        ax.axvline(curve_fits["breakpoint"], color=OKABE_ITO[2], linewidth=0.8)
-        ax.axhline(curve_fits["saturation_level"], color=OKABE_ITO[3], linewidth=0.8,
+            style.shade_window(ax, low_high[0], low_high[1], label="breakpoint 95% CI")
+        ax.axvline(curve_fits["breakpoint"], color=style.OKABE_ITO[2], linewidth=0.8)
+        ax.axhline(curve_fits["saturation_level"], color=style.OKABE_ITO[3], linewidth=0.8,
                    linestyle=(0, (1, 3)), label="fitted saturation level")
-    log2_budget_axis(ax, budgets)
-    percent_axis(ax, "Accuracy", top=None)
+    style.log2_budget_axis(ax, budgets)
+    style.percent_axis(ax, "Accuracy", top=None)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Token budget (log2 scale)")
     ax.legend(loc="lower right", fontsize=6)
-    ax.set_title(f"Curve fits — {display_name(summary)}, {summary.get('dataset', '?')}")
+    ax.set_title(f"Curve fits — {style.display_name(summary)}, {summary.get('dataset', '?')}")
     return fig
 
 
-@in_style
+@style.in_style
 def fig7_emergent_problems(summary: ScalingSummary) -> Figure:
     """(a) trajectories of the most emergent problems; (b) the cliff window's gain from
     problems that jump vs problems that improve gradually."""
     block = next(iter(summary["emergence"].values()))
-    fig, (heat, split) = styled(7.0, 2.8, ncols=2, width_ratios=[2.6, 1])
+    fig, (heat, split) = style.styled(7.0, 2.8, ncols=2, width_ratios=[2.6, 1])
     scores = {p["problem_id"]: p for p in block["problems"]}
     top = block["top"]
     matrix = np.array([scores[pid]["trajectory"] for pid in top]) if top else np.zeros((0, 1))
@@ -95,32 +87,32 @@ def fig7_emergent_problems(summary: ScalingSummary) -> Figure:
                    f"{len(block['problems'])} jump")
     gain = block.get("window_gain")
     if gain:
-        split.bar([0], [gain["from_jumping"]], color=OKABE_ITO[5], label="jumping problems")
+        split.bar([0], [gain["from_jumping"]], color=style.OKABE_ITO[5], label="jumping problems")
         split.bar([0], [gain["from_gradual"]], bottom=[gain["from_jumping"]],
-                  color=OKABE_ITO[1], label="gradual problems")
+                  color=style.OKABE_ITO[1], label="gradual problems")
         split.set_xticks([0], [f"{gain['from']} → {gain['to']} tokens"])
         split.set_xlim(-0.8, 0.8)
         split.set_ylim(top=1.45 * max(gain["gain"], gain["from_jumping"], 1e-3))
         split.legend(loc="upper center", fontsize=6)
-    percent_axis(split, "Gain in the cliff window", top=None)
+    style.percent_axis(split, "Gain in the cliff window", top=None)
     split.set_title("(b) gain split")
-    fig.suptitle(f"Emergent problems — {display_name(summary)}, "
+    fig.suptitle(f"Emergent problems — {style.display_name(summary)}, "
                  f"{summary.get('dataset', '?')}", fontsize=9)
     return fig
 
 
-@in_style
+@style.in_style
 def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str]) -> Figure:
     """One panel per dataset: each run's accuracy (95% CI) with its best fitted curve."""
     datasets = list(dict.fromkeys(s.get("dataset") or "?" for s in summaries))
-    fig, axes = styled(max(3.4 * len(datasets), 4.2), 3.0, ncols=len(datasets), sharey=True)
+    fig, axes = style.styled(max(3.4 * len(datasets), 4.2), 3.0, ncols=len(datasets), sharey=True)
     models = list(dict.fromkeys(labels))
     for ax, dataset in zip(axes, datasets):
         budgets: list[int] = []
         for summary, label in zip(summaries, labels):
             if (summary.get("dataset") or "?") != dataset:
                 continue
-            colour = OKABE_ITO[models.index(label) % len(OKABE_ITO)]
+            colour = style.OKABE_ITO[models.index(label) % len(style.OKABE_ITO)]
             rows = by_budget(summary["budgets"])
             x = [r["budget"] for r in rows]
             budgets += x
@@ -130,8 +122,8 @@ def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str])
             best = summary["fits"]["best"] if summary["fits"] else None
             if best:
                 _fitted(ax, summary, best, colour, x, 1.4, f"{label}: {best}")
-        log2_budget_axis(ax, budgets)
-        percent_axis(ax, "Accuracy (95% CI)", top=None)
+        style.log2_budget_axis(ax, budgets)
+        style.percent_axis(ax, "Accuracy (95% CI)", top=None)
         ax.set_ylim(bottom=0)
         ax.set_xlabel("Token budget (log2 scale)")
         ax.set_title(Path(str(dataset)).stem)
