@@ -1,7 +1,7 @@
 """Master runner: the whole study, or any phase of it, with one config.
 
 Run:   python run_all.py --all --model qwen-1.5b              # the paper-scale study (GPU)
-Demo:  python run_all.py --demo                               # offline, SmolLM2-135M, ~3 min CPU
+Demo:  python run_all.py --demo                               # offline, SmolLM2-135M, ~5 min CPU
 Parts: python run_all.py --phase1 --model qwen-1.5b --num-samples 200
 More:  python run_all.py --all --depth --lens --phase4 --model qwen-1.5b   # beyond the spec
 YAML:  python run_all.py --all --config examples/demo.yaml    # flags still win over the file
