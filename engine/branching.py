@@ -54,7 +54,7 @@ def thinking_end_marker(tokenizer) -> str | None:
 
 
 @torch.no_grad()
-def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
+def branch_answers(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
                    branches: Sequence[Branch], cue_ids: Sequence[int], answer_tokens: int,
                    batch_size: int = 16, progress: bool = False) -> list[BranchAnswer]:
     """For each branch: ``sequences[row][:prefix_len] + cue_ids``, then up to ``answer_tokens``
@@ -91,7 +91,7 @@ def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
 
 
 @torch.no_grad()
-def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
+def branch_scores(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
                   branches: Sequence[Branch], cue_ids: Sequence[int],
                   candidates: Sequence[Sequence[Sequence[int]]],
                   batch_size: int = 16, progress: bool = False) -> list[list[float]]:

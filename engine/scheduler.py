@@ -33,9 +33,9 @@ MAX_AUTO_BATCH = 256
 _SAMPLING_BYTES_PER_LOGIT = 64
 
 
-def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                      sampling: SamplingConfig, seeds: Sequence[int], batch_size: int,
-                      on_batch: BatchCallback | None = None, progress: bool = True,
+def generate_rollouts(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
+                      max_new_tokens: int, sampling: SamplingConfig, seeds: Sequence[int],
+                      batch_size: int, on_batch: BatchCallback | None = None, progress: bool = True,
                       logits_hook: LogitsHook | None = None,
                       kv_layout: str = "auto") -> list[Rollout]:
     """Generate every prompt once up to ``max_new_tokens``; returns rollouts in input order.
@@ -82,7 +82,7 @@ def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new
     return sink.close()
 
 
-def auto_batch_size(lm: LoadedModel, prompts: Sequence[Sequence[int]],
+def auto_batch_size(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
                     max_new_tokens: int) -> int:
     """Rows to decode together: what fits in 85 % of free GPU memory (KV cache, sampling,
     the first prefill), at most ``MAX_AUTO_BATCH``; ``CPU_AUTO_BATCH`` on CPU."""

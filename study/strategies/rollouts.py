@@ -59,8 +59,9 @@ def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
     raise KeyError(f"{phase} is not a generating phase")
 
 
-def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.LoadedModel:
-    """The run's model as every phase must see it: name, precision, device and depth.
+def load_study_model(cfg: StudyConfig,
+                     stats: dict | None = None) -> utils.LoadedModel | utils.VllmModel:
+    """The run's model as every phase must see it: engine, name, precision, device and depth.
 
     One place, so a cut model (``--num-layers``) is never swapped for the whole one in a later
     step of the same run (e.g. the forced answers of rollouts made by the cut model). The
