@@ -19,7 +19,7 @@ from typing import Any
 
 from study.config_mapping import apply_mapping, nest, plain, read_yaml
 from study.data.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
-from utils import KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
+from utils import ENGINES, KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
 
 # Root of the repository: default folders are resolved against it so phases work from any cwd.
 REPO_ROOT = Path(__file__).resolve().parent
@@ -68,6 +68,30 @@ class ModelConfig:
     num_layers: int | None = opt(None, flag="--num-layers",
                                  help="keep only the first L decoder layers (then the final "
                                  "norm and LM head); default: all")
+    # hf: the project's decode loop, the reference. vllm: same greedy tokens, faster at scale;
+    # it needs `bash scripts/setup_vllm.sh` and cannot run force-continue, power sampling or
+    # anything that reads hidden states (those stay on hf).
+    engine: str = opt("hf", flag="--engine", choices=ENGINES,
+                      help="generation engine: hf (built in) or vllm (install with "
+                      "scripts/setup_vllm.sh; greedy tokens match hf, sampled ones do not)")
+    # The vLLM engine's memory and parallelism (the HF engine ignores them). 0.9 is vLLM's own
+    # default: weights + KV cache may take 90 % of the GPU.
+    gpu_memory_utilization: float = opt(0.9, flag="--gpu-memory-utilization",
+                                        help="vllm: share of GPU memory for weights and KV "
+                                        "cache")
+    # None: the run's largest budget + the answer tokens + a 2048-token prompt margin, capped
+    # by the model's limit (a model's own 32k default would reserve far more KV cache).
+    max_model_len: int | None = opt(None, flag="--max-model-len",
+                                    help="vllm: longest prompt + generation (default: largest "
+                                    "budget + answer tokens + 2048, capped by the model)")
+    # vLLM's CPU backend allocates its KV cache up front (VLLM_CPU_KVCACHE_SPACE, used only when
+    # that variable is unset); 4 GiB holds ~90k SmolLM2 tokens in fp32.
+    cpu_kv_space_gib: float = opt(4.0, flag="--cpu-kv-space-gib",
+                                  help="vllm on CPU: KV cache size in GiB (when "
+                                  "VLLM_CPU_KVCACHE_SPACE is unset)")
+    # GPUs one vLLM engine spreads a model over; 1 = one GPU per engine (shards scale out).
+    tensor_parallel_size: int = opt(1, flag="--tensor-parallel-size",
+                                    help="vllm: GPUs one engine splits the model over")
 
 
 @dataclass(frozen=True)

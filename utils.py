@@ -14,6 +14,9 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
   num_layers=L)``), and the logit lens (KL of each layer's read-out from the final one).
 - ``engine.power``: power sampling, Metropolis–Hastings over whole sequences targeting
   p^alpha with token sampling at temperature 1/alpha as the proposal (``power_sample``).
+- ``engine.vllm_engine``: the vLLM engine (``--engine vllm``, ``load_vllm``): the functions
+  here hand a ``VllmModel`` to its own methods (``engine.external``), so callers do not care
+  which engine loaded the model; vLLM is imported only when such a model is loaded.
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -37,12 +40,15 @@ from typing import TYPE_CHECKING, Any
 # Torch-free names: the config and the command-line checks use them before any model is wanted.
 from engine.hub import hub_unreachable, model_cache_only
 from engine.settings import (
+    ENGINES,
     KV_LAYOUTS,
     MODEL_ALIASES,
     PRECISIONS,
     ModelLoadError,
     ModelSpec,
     SamplingConfig,
+    check_engine,
+    check_supports,
     model_tag,
     resolve_model,
     row_seed,
@@ -60,6 +66,8 @@ _LAZY = {
                        "load_model", "load_tokenizer", "model_depth", "pick_device"),
     "engine.power": ("PowerRollout", "PowerSettings", "power_sample"),
     "engine.scheduler": ("BatchCallback", "auto_batch_size", "generate_rollouts"),
+    # imports vLLM itself only inside load_vllm (the HF path never imports it)
+    "engine.vllm_engine": ("VllmModel", "VllmSettings", "load_vllm", "shutdown_vllm"),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -86,6 +94,7 @@ if TYPE_CHECKING:  # what type checkers and readers see
     )
     from engine.power import PowerRollout, PowerSettings, power_sample
     from engine.scheduler import BatchCallback, auto_batch_size, generate_rollouts
+    from engine.vllm_engine import VllmModel, VllmSettings, load_vllm, shutdown_vllm
 
 
 def __getattr__(name: str) -> Any:
@@ -98,6 +107,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ENGINES",
     "KV_LAYOUTS",
     "MODEL_ALIASES",
     "PRECISIONS",
@@ -113,16 +123,21 @@ __all__ = [
     "PowerSettings",
     "Rollout",
     "SamplingConfig",
+    "VllmModel",
+    "VllmSettings",
     "auto_batch_size",
     "branch_answers",
     "branch_scores",
     "chat_prompt_ids",
+    "check_engine",
+    "check_supports",
     "decode_text",
     "device_description",
     "generate_rollouts",
     "hub_unreachable",
     "load_model",
     "load_tokenizer",
+    "load_vllm",
     "logit_lens_kl",
     "model_depth",
     "model_cache_only",
@@ -131,6 +146,7 @@ __all__ = [
     "pick_device",
     "resolve_model",
     "row_seed",
+    "shutdown_vllm",
     "thinking_end_marker",
     "truncate_layers",
 ]

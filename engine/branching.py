@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.batching import cache_argument_name, plain_layers
+from engine.external import ExternalModel
 from engine.loading import LoadedModel, ModelLoadError
 from engine.scheduler import progress_bar
 
@@ -53,11 +54,14 @@ def thinking_end_marker(tokenizer) -> str | None:
 
 
 @torch.no_grad()
-def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
+def branch_answers(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
                    branches: Sequence[Branch], cue_ids: Sequence[int], answer_tokens: int,
                    batch_size: int = 16, progress: bool = False) -> list[BranchAnswer]:
     """For each branch: ``sequences[row][:prefix_len] + cue_ids``, then up to ``answer_tokens``
     greedy tokens (stopping at EOS). Each sequence is encoded once, to its longest branch."""
+    if isinstance(lm, ExternalModel):  # vLLM: one request per branch, prefixes cached
+        return lm.branch_answers(sequences, branches, cue_ids, answer_tokens, batch_size,
+                                 progress)
     if not cue_ids:
         raise ValueError("the cue must have at least one token")
     out: list[BranchAnswer | None] = [None] * len(branches)
@@ -87,12 +91,14 @@ def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
 
 
 @torch.no_grad()
-def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
+def branch_scores(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
                   branches: Sequence[Branch], cue_ids: Sequence[int],
                   candidates: Sequence[Sequence[Sequence[int]]],
                   batch_size: int = 16, progress: bool = False) -> list[list[float]]:
     """Summed log-probability (natural log) of each candidate continuation after each branch's
     prefix + cue, teacher-forced: ``candidates[k]`` are branch k's candidates (token ids)."""
+    if isinstance(lm, ExternalModel):  # vLLM: prompt log-probabilities of each candidate
+        return lm.branch_scores(sequences, branches, cue_ids, candidates, batch_size, progress)
     pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
     scores: list[list[float]] = [[0.0] * len(c) for c in candidates]
     if any(len(candidates[k][c]) == 0 for k, c in pairs):

@@ -20,6 +20,7 @@ import torch
 
 from engine.batching import left_padded
 from engine.depth import decoder_parts
+from engine.external import ExternalModel
 from engine.loading import LoadedModel
 
 CHUNK_TOKENS = 256  # positions per full-vocabulary logits block (256 x 152k fp32 = 155 MB)
@@ -51,6 +52,8 @@ def logit_lens_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]],
     The model reads ``prompt + generated[:-1]``; position t's distribution is compared for every
     generated token it predicts. Rows are batched with left padding (``batch_size`` at a time).
     """
+    if isinstance(lm, ExternalModel):  # needs every layer's hidden states
+        raise lm.unsupported("the logit lens")
     if any(len(g) == 0 for g in generated):
         raise ValueError("every sequence needs at least one generated token")
     layers, norm, head = decoder_parts(lm.model)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from engine.depth import truncate_layers
+from engine.external import ExternalModel
 from engine.hub import cache_only
 
 # Names need no torch (config and the CLIs import them before any model is wanted); they are
@@ -291,6 +292,8 @@ def decode_text(tokenizer, token_ids: Sequence[int]) -> str:
 
 def device_description(lm: LoadedModel) -> str:
     """One line for provenance: the GPU's name or the CPU's core count, and the precision."""
+    if isinstance(lm, ExternalModel):
+        return lm.describe()
     if lm.device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(lm.device)} ({lm.precision})"
     return f"cpu ({os.cpu_count()} cores, {lm.precision})"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from engine import batching
+from engine.external import ExternalModel
 from engine.loading import LoadedModel
 from engine.sampling import (
     SamplingConfig,
@@ -41,6 +42,7 @@ from engine.sampling import (
     row_states,
     token_noise,
 )
+from engine.settings import check_supports
 
 # Salts of the two uniform draws of an MH step (negative: never a token id's hash input).
 _POSITION_SALT, _ACCEPT_SALT = -1, -2
@@ -294,6 +296,9 @@ def power_sample(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_toke
     ``on_batch(indices, rollouts)`` receives each group as it finishes, so a caller can
     persist progress.
     """
+    if isinstance(lm, ExternalModel):  # why: engine.settings.UNSUPPORTED
+        check_supports(lm.engine, "power")
+        raise lm.unsupported("power sampling")
     if len(prompts) != len(seeds):
         raise ValueError("one seed per prompt is required")
     if settings.alpha <= 0 or settings.blocks < 1 or settings.mcmc_steps < 0:

@@ -17,6 +17,7 @@ import torch
 
 from engine import batching
 from engine.decode import KVPlan, LogitsHook, Rollout, RowFeed, decode_batch
+from engine.external import ExternalModel
 from engine.loading import LoadedModel
 from engine.sampling import SamplingConfig
 
@@ -32,9 +33,9 @@ MAX_AUTO_BATCH = 256
 _SAMPLING_BYTES_PER_LOGIT = 64
 
 
-def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                      sampling: SamplingConfig, seeds: Sequence[int], batch_size: int,
-                      on_batch: BatchCallback | None = None, progress: bool = True,
+def generate_rollouts(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
+                      max_new_tokens: int, sampling: SamplingConfig, seeds: Sequence[int],
+                      batch_size: int, on_batch: BatchCallback | None = None, progress: bool = True,
                       logits_hook: LogitsHook | None = None,
                       kv_layout: str = "auto") -> list[Rollout]:
     """Generate every prompt once up to ``max_new_tokens``; returns rollouts in input order.
@@ -46,6 +47,10 @@ def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new
     halved and the unfinished rows are retried. ``logits_hook`` sees indices into ``prompts``
     as row ids. ``kv_layout`` is one of ``decode.KV_LAYOUTS``.
     """
+    if isinstance(lm, ExternalModel):  # vLLM: the same rollouts from its own scheduler
+        return lm.generate_rollouts(prompts, max_new_tokens, sampling, seeds, batch_size,
+                                    on_batch=on_batch, progress=progress,
+                                    logits_hook=logits_hook)
     if len(prompts) != len(seeds):
         raise ValueError("one seed per prompt is required")
     plan = KVPlan(lm, kv_layout)  # one plan per run: a failed compile is not retried
@@ -77,10 +82,12 @@ def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new
     return sink.close()
 
 
-def auto_batch_size(lm: LoadedModel, prompts: Sequence[Sequence[int]],
+def auto_batch_size(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
                     max_new_tokens: int) -> int:
     """Rows to decode together: what fits in 85 % of free GPU memory (KV cache, sampling,
     the first prefill), at most ``MAX_AUTO_BATCH``; ``CPU_AUTO_BATCH`` on CPU."""
+    if isinstance(lm, ExternalModel):
+        return lm.auto_batch_size(prompts, max_new_tokens)
     count = max(1, len(prompts))
     if lm.device.type != "cuda":
         return min(count, CPU_AUTO_BATCH)

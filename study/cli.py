@@ -69,6 +69,7 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "seed": int, "model.batch_size": batch_size, "generation.temperature": non_negative_float,
     "phase1b.temperature": non_negative_float, "generation.top_p": probability,
     "phase1b.top_p": probability, "statistics.min_effect": probability,
+    "model.gpu_memory_utilization": probability, "model.cpu_kv_space_gib": non_negative_float,
 }
 
 
@@ -162,6 +163,7 @@ _ALL_PATHS = {p for p, _, _ in _field_paths(f.name for f in dataclasses.fields(S
 def validate(cfg: StudyConfig) -> None:
     """Checks no single field can make: model and dataset names, budgets sorted and unique."""
     utils.resolve_model(cfg.model.name)  # ModelLoadError for an unknown alias or path
+    utils.check_engine(cfg.model.engine)  # --engine vllm without vLLM: before anything runs
     dataset = cfg.data.dataset
     if dataset not in DATASETS and not is_local_dataset(dataset):
         raise ConfigError(f"--dataset {dataset!r}: unknown dataset; use one of "

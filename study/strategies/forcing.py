@@ -139,6 +139,11 @@ class ForceContinue(ForceEnd):
 
     name = "force-continue"
 
+    def __init__(self, cfg: StudyConfig, plan: GenerationPlan,
+                 seed_rollouts: SeedRollouts | None = None):
+        utils.check_supports(cfg.model.engine, "force-continue")  # before any model is loaded
+        super().__init__(cfg, plan, seed_rollouts)
+
     def rollouts(self, problems: list[Problem]) -> tuple[RolloutRows, dict, str | None]:
         from study.strategies.forcing_rollouts import collect_continued
 

@@ -21,7 +21,7 @@ from study.data.datasets import load_dataset
 from study.errors import ResultsError
 from study.schema_analyses import LensRow, LensSummary
 from study.strategies import rollouts
-from study.strategies.rollouts import load_study_model, rollout_config
+from study.strategies.rollouts import load_study_model, on_hf_engine, rollout_config
 from study.tables import num, text_table
 
 SOURCE_PHASE = "phase1"
@@ -68,7 +68,8 @@ def compute(cfg: StudyConfig) -> LensSummary:
     """Sample, run the lens, write ``results/lens_summary_{model}.json``."""
     started = time.perf_counter()
     path, problems, rows, dataset = sampled_rollouts(cfg)
-    lm = load_study_model(cfg)
+    # the rollouts may be any engine's; reading every layer's hidden states needs HF
+    lm = load_study_model(on_hf_engine(cfg, "the logit lens"))
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
     for prompt, row in zip(prompts, rows):
         if len(prompt) != row["prompt_len"]:  # the log's prompt was tokenised differently

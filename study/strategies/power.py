@@ -53,6 +53,7 @@ class PowerSampling:
         # ``seed_rollouts`` is part of the strategies' common signature; a chain is never
         # another phase's rollout (different target distribution), so it is not used.
         del seed_rollouts
+        utils.check_supports(cfg.model.engine, "power")  # before any model is loaded
         self.cfg, self.plan, self.settings = cfg, plan, settings(cfg)
         self._lm: utils.LoadedModel | None = None  # loaded on the first chain to generate
 

@@ -17,6 +17,7 @@ from config import StudyConfig
 from study import shards, store
 from study.data.datasets import load_problems, rollout_keys
 from study.data.problems import Problem
+from study.errors import ConfigError
 
 # Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
 # template bumps its Template.version instead (``datasets.rollout_keys``).
@@ -58,8 +59,9 @@ def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
     raise KeyError(f"{phase} is not a generating phase")
 
 
-def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.LoadedModel:
-    """The run's model as every phase must see it: name, precision, device and depth.
+def load_study_model(cfg: StudyConfig,
+                     stats: dict | None = None) -> utils.LoadedModel | utils.VllmModel:
+    """The run's model as every phase must see it: engine, name, precision, device and depth.
 
     One place, so a cut model (``--num-layers``) is never swapped for the whole one in a later
     step of the same run (e.g. the forced answers of rollouts made by the cut model). The
@@ -69,12 +71,39 @@ def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.Loade
     started = time.perf_counter()
     m = cfg.model
     local_only = utils.model_cache_only(m.name)  # offline and not cached: fail before torch
-    lm = utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
-                          local_only)
+    if m.engine == "vllm":  # the one place that picks the engine; the rest calls utils alike
+        if m.num_layers is not None:
+            raise ConfigError("--num-layers cuts an HF model's layers; it needs --engine hf")
+        settings = utils.VllmSettings(m.gpu_memory_utilization, m.max_model_len,
+                                      m.cpu_kv_space_gib, m.tensor_parallel_size)
+        lm = utils.load_vllm(m.name, m.precision, cfg.paths.data_dir, m.device, settings,
+                             longest_generation(cfg), local_only)
+    else:
+        lm = utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
+                              local_only)
     if stats is not None:
         stats["model_load_s"] = round(stats.get("model_load_s", 0.0)
                                       + time.perf_counter() - started, 3)
     return lm
+
+
+def longest_generation(cfg: StudyConfig) -> int:
+    """The most tokens one request of this run can generate: the largest budget of any
+    generating phase plus a forced answer. Every phase computes the same number, so the phases
+    of one process share one vLLM engine (sized by it)."""
+    budgets = (*cfg.phase1.budgets, *cfg.phase1b.budgets, *cfg.phase3.budgets,
+               *cfg.depth.budgets)
+    return max(budgets) + cfg.forcing.answer_tokens
+
+
+def on_hf_engine(cfg: StudyConfig, what: str) -> StudyConfig:
+    """``cfg`` on the HF engine, for work that reads hidden states (depth, the logit lens):
+    one line says so when another engine was asked for."""
+    if cfg.model.engine == "hf":
+        return cfg
+    print(f"{what} reads the model's hidden states: it runs on the HF engine "
+          f"(--engine {cfg.model.engine} applies to the generating phases)", flush=True)
+    return cfg.replace({"model.engine": "hf"})
 
 
 def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
@@ -105,6 +134,9 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         **continue_keys(cfg),
         # Only a cut model adds its depth, so full-model fingerprints stay as they were.
         **({"num_layers": cfg.model.num_layers} if cfg.model.num_layers is not None else {}),
+        # Only another engine adds its name (HF fingerprints stay as they were): vLLM's greedy
+        # tokens match, but its sampled ones do not, so logs of the two are never mixed.
+        **({"engine": cfg.model.engine} if cfg.model.engine != "hf" else {}),
         **decoding_keys(cfg),
     }
 
@@ -214,7 +246,7 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
 REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "prompt_format",
               "answer_kind", "template_version", "num_layers")
 # Force-continue rollouts are only reused under the same continuation (absent otherwise).
-REUSE_KEYS += ("budget_mode", "continue_string", "max_continues")
+REUSE_KEYS += ("budget_mode", "continue_string", "max_continues", "engine")
 
 
 @dataclass

