@@ -74,6 +74,17 @@ def test_vllm_refuses_what_it_cannot_run_before_loading(change):
         registry.strategy_for(cfg, rollouts.plan_for(cfg, "phase1"))
 
 
+def test_hidden_state_work_says_it_runs_on_hf(capsys):
+    from study.strategies.rollouts import on_hf_engine
+
+    cfg = demo_cfg(**{"model.engine": "vllm"})
+    assert on_hf_engine(cfg, "the logit lens").model.engine == "hf"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "runs on the HF engine" in lines[0]
+    assert on_hf_engine(demo_cfg(), "the logit lens") == demo_cfg()  # hf: silent, unchanged
+    assert capsys.readouterr().out == ""
+
+
 # ------------------------------------------------------------------ slow: real vLLM
 
 
