@@ -46,7 +46,7 @@ from engine.loading import (
     resolve_precision,
 )
 from engine.sampling import SamplingConfig
-from engine.scheduler import BatchCallback, progress_bar
+from engine.scheduler import CPU_AUTO_BATCH, MAX_AUTO_BATCH, BatchCallback, progress_bar
 from engine.settings import ModelLoadError, check_engine, check_supports, resolve_model
 
 log = logging.getLogger("saturation")
@@ -93,7 +93,9 @@ class VllmModel(ExternalModel):
         return f"cpu ({os.cpu_count()} cores, {self.precision}, vllm)"
 
     def auto_batch_size(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
-        return max(1, min(len(prompts), 16 if self.device.type != "cuda" else 256))
+        # the HF scheduler's bounds: vLLM sizes its own batches, this only sets the chunks
+        cap = CPU_AUTO_BATCH if self.device.type != "cuda" else MAX_AUTO_BATCH
+        return max(1, min(len(prompts), cap))
 
     # ------------------------------------------------------------ the engine's functions
 
