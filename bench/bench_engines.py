@@ -7,8 +7,11 @@ Each engine runs in its own child process (``--one ENGINE``), so its start-up an
 (RSS summed over the process tree, sampled every 0.25 s: vLLM runs an engine-core and a worker
 process) are its own. The workload is the demo config's phase 1 (``examples/demo.yaml``: 40
 ``arith`` prompts under the chat template), greedy, one rollout per prompt up to the largest
-budget (512), loaded the way the phases load it (``load_study_model``). The table also says
-whether the two engines produced the same tokens (sha256 of every rollout).
+budget (512), loaded the way the phases load it (``load_study_model``). Then force-end over the
+cliff grid (phase 3's budgets, 16..128): every rollout cut at each budget, the cue appended and
+the answer generated greedily (``utils.branch_answers``, as ``--budget-mode force-end`` does).
+The table says whether the two engines produced the same tokens (sha256 of every rollout and of
+every forced answer).
 """
 
 from __future__ import annotations
@@ -65,15 +68,24 @@ def run_one(engine: str, budget: int | None) -> dict:
     rollouts = utils.generate_rollouts(lm, prompts, budget, utils.SamplingConfig(), seeds,
                                        cfg.model.batch_size, progress=False)
     done = time.perf_counter()
+    sequences = [p + list(r.token_ids) for p, r in zip(prompts, rollouts)]
+    branches = sorted({utils.Branch(i, min(len(prompts[i]) + b, len(sequences[i])))
+                       for i in range(len(prompts)) for b in cfg.phase3.budgets})
+    cue = lm.tokenizer(cfg.forcing.cue, add_special_tokens=False)["input_ids"]
+    answers = utils.branch_answers(lm, sequences, branches, cue, cfg.forcing.answer_tokens,
+                                   cfg.model.batch_size, False)
+    forced = time.perf_counter()
     stop.set()
     watcher.join()
     tokens = sum(len(r.token_ids) for r in rollouts)
-    digest = hashlib.sha256(json.dumps([list(r.token_ids) for r in rollouts]).encode())
+    digest = hashlib.sha256(json.dumps([[list(r.token_ids) for r in rollouts],
+                                        [list(a.token_ids) for a in answers]]).encode())
     if engine == "vllm":
         utils.shutdown_vllm(lm)
     return {"engine": engine, "prompts": len(prompts), "budget": budget, "tokens": tokens,
             "startup_s": round(loaded - started, 1), "generation_s": round(done - loaded, 1),
-            "wall_s": round(done - started, 1),
+            "force_end_branches": len(branches), "force_end_s": round(forced - done, 1),
+            "wall_s": round(forced - started, 1),
             "tokens_per_s": round(tokens / max(done - loaded, 1e-9), 1),
             "tokens_per_s_with_startup": round(tokens / max(done - started, 1e-9), 1),
             "peak_rss_gib": round(peak[0] / 2**30, 2), "device": utils.device_description(lm),
@@ -82,10 +94,12 @@ def run_one(engine: str, budget: int | None) -> dict:
 
 def table(rows: list[dict]) -> str:
     """A markdown table, with the vLLM / HF ratios when both ran."""
-    head = ("| engine | tokens | start-up s | generation s | wall s | tok/s | tok/s incl. "
-            "start-up | peak RSS GiB | tokens sha256 |\n|---|---|---|---|---|---|---|---|---|")
-    lines = [head] + [f"| {r['engine']} | {r['tokens']} | {r['startup_s']} | "
-                      f"{r['generation_s']} | {r['wall_s']} | {r['tokens_per_s']} | "
+    head = ("| engine | device | tokens | start-up s | generation s | tok/s | force-end s "
+            "(branches) | wall s | tok/s incl. start-up | peak RSS GiB | tokens sha256 |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head] + [f"| {r['engine']} | {r['device']} | {r['tokens']} | {r['startup_s']} | "
+                      f"{r['generation_s']} | {r['tokens_per_s']} | {r['force_end_s']} "
+                      f"({r['force_end_branches']}) | {r['wall_s']} | "
                       f"{r['tokens_per_s_with_startup']} | {r['peak_rss_gib']} | "
                       f"{r['tokens_sha256']} |" for r in rows]
     by = {r["engine"]: r for r in rows}

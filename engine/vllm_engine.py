@@ -51,6 +51,9 @@ from engine.settings import ModelLoadError, check_engine, check_supports, resolv
 
 log = logging.getLogger("saturation")
 
+# Tokens one CPU engine step may prefill (at least max_model_len): whole prompts, never split.
+CPU_PREFILL_TOKENS = 8192
+
 # Requests handed to vLLM per ``generate`` call: batch_size x this. vLLM schedules them itself;
 # the chunks only bound how much work is lost on a kill (on_batch persists each chunk).
 CHUNK_FACTOR = 4
@@ -298,6 +301,12 @@ def _load(model: str, precision: str, data_dir, device: str | None, settings: Vl
     from vllm import LLM
 
     log.info("starting a vLLM engine for %s (%s, max_model_len %s)", location, resolved, max_len)
+    if dev.type == "cpu":
+        # vLLM 0.32's CPU worker cannot rewind a seeded request's generator after a partial
+        # (chunked) prefill ("CPU Generator does not use offset": the engine dies when a batch
+        # of sampled prompts exceeds one step's token budget), so prefills are never split.
+        kwargs.update(enable_chunked_prefill=False,
+                      max_num_batched_tokens=max(max_len or 0, CPU_PREFILL_TOKENS))
     llm = LLM(model=location, seed=0, enable_prefix_caching=True,
               # On CPU, torch.compile costs ~3 minutes of start-up for the same throughput.
               enforce_eager=dev.type != "cuda",
