@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,11 @@ def _row(spec: Dataset, raw: dict) -> dict:
 
 def _reasoning_gym(task: str, **options) -> Callable[[Dataset, Request], Rows]:
     def load(spec: Dataset, request: Request) -> Rows:
-        import reasoning_gym
+        with warnings.catch_warnings():
+            # one of its dependencies (cellpylib) writes `is "literal"`; Python says so when it
+            # first compiles the source, which setup.sh leaves to the first import (--no-compile)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            import reasoning_gym
 
         size = request.num_samples or DEFAULT_GENERATED_SIZE
         data = reasoning_gym.create_dataset(task, size=size, seed=request.seed, **options)
