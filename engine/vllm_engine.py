@@ -152,28 +152,36 @@ class VllmModel(ExternalModel):
     def branch_scores(self, sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
                       cue_ids: Sequence[int], candidates: Sequence[Sequence[Sequence[int]]],
                       batch_size: int = 16, progress: bool = False) -> list[list[float]]:
-        """``branching.branch_scores`` on vLLM: the prompt log-probabilities of each candidate's
-        tokens after prefix + cue (summed, natural log)."""
+        """``branching.branch_scores`` on vLLM: each candidate's log-probability after prefix +
+        cue (summed, natural log), teacher-forced one token per request.
+
+        Token j of a candidate is one request: prompt = head + candidate[:j], one greedy token
+        restricted to candidate[j] (``allowed_token_ids``), whose returned log-probability is
+        the raw model's (vLLM's default ``logprobs_mode="raw_logprobs"`` takes it before any
+        logits processor, the restriction included). The heads are prefix-cached, so a request
+        costs a few tokens. (``prompt_logprobs`` would give the same numbers, but it bypasses
+        the prefix cache and computes the vocabulary's log-probabilities at every prompt
+        position: the demo's 480 candidates would take tens of minutes on a CPU.)
+        """
         from vllm import SamplingParams
 
         pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
         if any(len(candidates[k][c]) == 0 for k, c in pairs):
             raise ValueError("every candidate needs at least one token")
         checked = _checked(sequences, branches)
-        heads = [list(sequences[checked[k].row][:checked[k].prefix_len]) + list(cue_ids)
-                 for k, _ in pairs]
-        prompts = [h + list(candidates[k][c]) for h, (k, c) in zip(heads, pairs)]
+        heads = {k: list(sequences[checked[k].row][:checked[k].prefix_len]) + list(cue_ids)
+                 for k in range(len(candidates))}
+        steps = [(k, c, j) for k, c in pairs for j in range(len(candidates[k][c]))]
+        prompts = [heads[k] + list(candidates[k][c][:j]) for k, c, j in steps]
         self._check_fits([len(p) for p in prompts], 1)
-        # prompt_logprobs=0: only the actual token's log-probability at every position
-        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0,
-                                detokenize=False)
-        outs = self._chunked(prompts, [params] * len(prompts), batch_size, progress,
-                             "scoring answers", "answer")
+        params = [SamplingParams(temperature=0.0, max_tokens=1, logprobs=0, detokenize=False,
+                                 allowed_token_ids=[int(candidates[k][c][j])])
+                  for k, c, j in steps]
+        outs = self._chunked(prompts, params, batch_size, progress, "scoring answers", "token")
         scores: list[list[float]] = [[0.0] * len(c) for c in candidates]
-        for (k, c), head, prompt, out in zip(pairs, heads, prompts, outs):
-            # entry i is log p(prompt[i] | prompt[:i]); the candidate starts after the head
-            scores[k][c] = float(sum(out.prompt_logprobs[i][prompt[i]].logprob
-                                     for i in range(len(head), len(prompt))))
+        for (k, c, j), out in zip(steps, outs):
+            token = int(candidates[k][c][j])
+            scores[k][c] += float(out.outputs[0].logprobs[0][token].logprob)
         return scores
 
     # ------------------------------------------------------------ internals
