@@ -69,8 +69,9 @@ def run_one(engine: str, budget: int | None) -> dict:
                                        cfg.model.batch_size, progress=False)
     done = time.perf_counter()
     sequences = [p + list(r.token_ids) for p, r in zip(prompts, rollouts)]
-    branches = sorted({utils.Branch(i, min(len(prompts[i]) + b, len(sequences[i])))
-                       for i in range(len(prompts)) for b in cfg.phase3.budgets})
+    cuts = sorted({(i, min(len(prompts[i]) + b, len(sequences[i])))
+                   for i in range(len(prompts)) for b in cfg.phase3.budgets})
+    branches = [utils.Branch(i, cut) for i, cut in cuts]
     cue = lm.tokenizer(cfg.forcing.cue, add_special_tokens=False)["input_ids"]
     answers = utils.branch_answers(lm, sequences, branches, cue, cfg.forcing.answer_tokens,
                                    cfg.model.batch_size, False)
