@@ -46,6 +46,7 @@ def run_one(engine: str, budget: int | None) -> dict:
     import utils
     from config import DEMO_CONFIG, load_yaml
     from study.data.datasets import load_problems
+    from study.strategies.forcing import cue_text
     from study.strategies.rollouts import load_study_model
 
     peak, stop = [0], threading.Event()
@@ -72,7 +73,7 @@ def run_one(engine: str, budget: int | None) -> dict:
     cuts = sorted({(i, min(len(prompts[i]) + b, len(sequences[i])))
                    for i in range(len(prompts)) for b in cfg.phase3.budgets})
     branches = [utils.Branch(i, cut) for i, cut in cuts]
-    cue = lm.tokenizer(cfg.forcing.cue, add_special_tokens=False)["input_ids"]
+    cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
     answers = utils.branch_answers(lm, sequences, branches, cue, cfg.forcing.answer_tokens,
                                    cfg.model.batch_size, False)
     forced = time.perf_counter()

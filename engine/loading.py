@@ -137,8 +137,8 @@ def prepare_smollm2(data_dir: Path) -> Path:
     """Convert the shipped GGUF once to a safetensors folder under data/models/ and return it.
 
     The weights are read with one pass over the file (``read_llama_gguf``): transformers' own
-    GGUF loader parses it twice more and rebuilds a name table per tensor, 40 s where this takes
-    20 s on 2 CPU cores, most of it the tokenizer's own parse. The folder is written to a temp
+    GGUF loader parses it twice more and rebuilds a name table per tensor: 40 s where this
+    takes 18 s on 2 CPU cores, half of it the tokenizer's own parse. The folder is written to a temp
     name and renamed, so a killed run leaves no stub.
     """
     target = Path(data_dir) / "models" / SMOLLM2_DIR_NAME
@@ -183,7 +183,7 @@ def read_llama_gguf(path: Path) -> tuple[object, dict[str, torch.Tensor]]:
 
     llama.cpp's converter interleaves the rows of q_proj and k_proj per head (its rotary
     layout); ``_unpermute`` undoes that, so the weights equal transformers' own GGUF loading
-    (tests/test_engine_loading compares them tensor by tensor).
+    (tests/test_engine_gguf.py compares them tensor by tensor).
     """
     from gguf import GGUFReader
     from gguf.quants import dequantize

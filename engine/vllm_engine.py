@@ -51,7 +51,8 @@ from engine.settings import ModelLoadError, check_engine, check_supports, resolv
 
 log = logging.getLogger("saturation")
 
-# Tokens one CPU engine step may prefill (at least max_model_len): whole prompts, never split.
+# Tokens one CPU engine step may prefill (at least max_model_len, or the model's own limit when
+# that is unset): whole prompts, never split.
 CPU_PREFILL_TOKENS = 8192
 
 # Requests handed to vLLM per ``generate`` call: batch_size x this. vLLM schedules them itself;
@@ -314,7 +315,7 @@ def _load(model: str, precision: str, data_dir, device: str | None, settings: Vl
         # (chunked) prefill ("CPU Generator does not use offset": the engine dies when a batch
         # of sampled prompts exceeds one step's token budget), so prefills are never split.
         kwargs.update(enable_chunked_prefill=False,
-                      max_num_batched_tokens=max(max_len or 0, CPU_PREFILL_TOKENS))
+                      max_num_batched_tokens=max(max_len or limit or 0, CPU_PREFILL_TOKENS))
     llm = LLM(model=location, seed=0, enable_prefix_caching=True,
               # On CPU, torch.compile costs ~3 minutes of start-up for the same throughput.
               enforce_eager=dev.type != "cuda",
