@@ -17,15 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.hf import HFSettings
+from engine.openai import OpenAISettings
+from engine.vllm import VllmSettings
 from study.config_mapping import apply_mapping, nest, plain, read_yaml
 from study.data.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
-from utils import ENGINES, KV_LAYOUTS, PRECISIONS, model_tag  # the engine owns what it accepts
+from utils import ENGINES, PRECISIONS, model_tag  # the engine owns what it accepts
 
 # Root of the repository: default folders are resolved against it so phases work from any cwd.
 REPO_ROOT = Path(__file__).resolve().parent
 # The offline demo preset; ``run_all.py --demo`` is ``--all --config`` this file.
 DEMO_CONFIG = REPO_ROOT / "examples" / "demo.yaml"
 
+# The sections a script shows with "model": the model's and each engine's own.
+MODEL_SECTIONS = ("model", *ENGINES)
 DATASETS = tuple(REGISTRY)  # study.data.datasets; plus any local .jsonl/.json/.csv/.parquet file
 DECODINGS = ("sample", "power")  # generation.decoding
 
@@ -57,41 +62,16 @@ class ModelConfig:
     batch_size: int = opt(32, flag="--batch-size",
                           help="rows decoded together, or 'auto' (fits free GPU memory; 16 on "
                           "CPU); halved on CUDA OOM")
-    # auto: CUDA graphs over a static cache on CUDA bf16/fp32, a growing cache elsewhere; a
-    # failed compile or capture warns once and continues eagerly.
-    kv_layout: str = opt("auto", flag="--kv-layout", choices=KV_LAYOUTS,
-                         help="KV cache: auto (static cache + CUDA graphs on CUDA bf16/fp32, "
-                         "growing elsewhere), static (static cache everywhere, compiled where "
-                         "CUDA graphs work) or growing (never compiled); a failed compile warns "
-                         "once and continues eagerly")
     # None: the whole model. Results of a cut model carry "-L{n}" in their file names.
     num_layers: int | None = opt(None, flag="--num-layers",
                                  help="keep only the first L decoder layers (then the final "
                                  "norm and LM head); default: all")
-    # hf: the project's decode loop, the reference. vllm: same greedy tokens, faster at scale;
-    # it needs `bash scripts/setup_vllm.sh` and cannot run force-continue, power sampling or
-    # anything that reads hidden states (those stay on hf).
-    engine: str = opt("hf", flag="--engine", choices=ENGINES,
-                      help="generation engine: hf (built in) or vllm (install with "
-                      "scripts/setup_vllm.sh; greedy tokens match hf, sampled ones do not)")
-    # The vLLM engine's memory and parallelism (the HF engine ignores them). 0.9 is vLLM's own
-    # default: weights + KV cache may take 90 % of the GPU.
-    gpu_memory_utilization: float = opt(0.9, flag="--gpu-memory-utilization",
-                                        help="vllm: share of GPU memory for weights and KV "
-                                        "cache")
-    # None: the run's largest budget + the answer tokens + a 2048-token prompt margin, capped
-    # by the model's limit (a model's own 32k default would reserve far more KV cache).
-    max_model_len: int | None = opt(None, flag="--max-model-len",
-                                    help="vllm: longest prompt + generation (default: largest "
-                                    "budget + answer tokens + 2048, capped by the model)")
-    # vLLM's CPU backend allocates its KV cache up front (VLLM_CPU_KVCACHE_SPACE, used only when
-    # that variable is unset); 4 GiB holds ~90k SmolLM2 tokens in fp32.
-    cpu_kv_space_gib: float = opt(4.0, flag="--cpu-kv-space-gib",
-                                  help="vllm on CPU: KV cache size in GiB (when "
-                                  "VLLM_CPU_KVCACHE_SPACE is unset)")
-    # GPUs one vLLM engine spreads a model over; 1 = one GPU per engine (shards scale out).
-    tensor_parallel_size: int = opt(1, flag="--tensor-parallel-size",
-                                    help="vllm: GPUs one engine splits the model over")
+    # hf: the project's decode loop, the reference, runs everything. vllm (in this process) and
+    # openai (a served model): same greedy tokens; engine.base lists what each cannot run. Each
+    # engine's own knobs are the config section named after it (hf, vllm, openai).
+    engine: str = opt("hf", flag="--engine", choices=tuple(ENGINES),
+                      help="generation engine: " + "; ".join(
+                          f"{e.name}: {e.summary}" for e in ENGINES.values()))
 
 
 @dataclass(frozen=True)
@@ -313,6 +293,10 @@ class StudyConfig:
     seed: int = opt(1234, flag="--seed",  # problem sampling, generation noise, bootstrap
                     help="random seed")
     model: ModelConfig = field(default_factory=ModelConfig)
+    # each engine's own knobs, in a section named after it (engine.base.ENGINES)
+    hf: HFSettings = field(default_factory=HFSettings)
+    vllm: VllmSettings = field(default_factory=VllmSettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     forcing: ForcingConfig = field(default_factory=ForcingConfig)

@@ -25,7 +25,7 @@ from study.schema_analyses import DepthSummary
 
 # The model (every field but num_layers: the sweep sets it), data, decoding, the sweep, paths.
 SHOWN = ("seed", "model.name", "model.precision", "model.device", "model.batch_size",
-         "model.kv_layout", "model.engine", "data", "generation", "depth", "paths.results_dir",
+         "model.engine", "hf", "data", "generation", "depth", "paths.results_dir",
          "paths.data_dir", "run")
 PARSER = config_parser("phase_depth.py", __doc__, SHOWN, own="depth")
 

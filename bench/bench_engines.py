@@ -66,7 +66,7 @@ def run_one(engine: str, budget: int | None) -> dict:
     problems = load_problems(cfg.data.dataset, cfg.data.num_samples, cfg.seed, cfg.paths.data_dir)
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
     seeds = [utils.row_seed(cfg.seed, p.problem_id, 0) for p in problems]
-    rollouts = utils.generate_rollouts(lm, prompts, budget, utils.SamplingConfig(), seeds,
+    rollouts = lm.generate_rollouts(prompts, budget, utils.SamplingConfig(), seeds,
                                        cfg.model.batch_size, progress=False)
     done = time.perf_counter()
     sequences = [p + list(r.token_ids) for p, r in zip(prompts, rollouts)]
@@ -74,7 +74,7 @@ def run_one(engine: str, budget: int | None) -> dict:
                    for i in range(len(prompts)) for b in cfg.phase3.budgets})
     branches = [utils.Branch(i, cut) for i, cut in cuts]
     cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
-    answers = utils.branch_answers(lm, sequences, branches, cue, cfg.forcing.answer_tokens,
+    answers = lm.branch_answers(sequences, branches, cue, cfg.forcing.answer_tokens,
                                    cfg.model.batch_size, False)
     forced = time.perf_counter()
     stop.set()
@@ -90,7 +90,7 @@ def run_one(engine: str, budget: int | None) -> dict:
             "wall_s": round(forced - started, 1),
             "tokens_per_s": round(tokens / max(done - loaded, 1e-9), 1),
             "tokens_per_s_with_startup": round(tokens / max(done - started, 1e-9), 1),
-            "peak_rss_gib": round(peak[0] / 2**30, 2), "device": utils.device_description(lm),
+            "peak_rss_gib": round(peak[0] / 2**30, 2), "device": lm.describe(),
             "tokens_sha256": digest.hexdigest()[:16]}
 
 

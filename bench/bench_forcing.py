@@ -36,6 +36,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 import utils  # noqa: E402
 from config import StudyConfig  # noqa: E402
+from engine.hf import scheduler  # noqa: E402
 from study.data.datasets import load_problems  # noqa: E402
 
 GRIDS = {"doubling": (32, 64, 128, 256, 512, 1024, 2048),  # the spec's phase-1 grid
@@ -63,11 +64,11 @@ def per_budget(lm, prompts, budgets, cue, answer_tokens, batch, hook) -> dict:
     generated = encoded = 0
     answers = {}
     for budget in budgets:
-        outs = utils.generate_rollouts(lm, prompts, budget, GREEDY, seeds, batch, progress=False,
-                                       logits_hook=hook)
+        outs = scheduler.generate_rollouts(lm, prompts, budget, GREEDY, seeds, batch,
+                                           progress=False, logits_hook=hook)
         thinking = [_thinking(o.token_ids, lm.eos_ids, budget) for o in outs]
         forced = [p + t + cue for p, t in zip(prompts, thinking)]
-        got = utils.generate_rollouts(lm, forced, answer_tokens, GREEDY, seeds, batch,
+        got = lm.generate_rollouts(forced, answer_tokens, GREEDY, seeds, batch,
                                       progress=False)
         generated += sum(len(o.token_ids) for o in outs) + sum(len(a.token_ids) for a in got)
         encoded += sum(len(p) for p in prompts) + sum(len(f) for f in forced)
@@ -79,13 +80,13 @@ def per_budget(lm, prompts, budgets, cue, answer_tokens, batch, hook) -> dict:
 def one_rollout(lm, prompts, budgets, cue, answer_tokens, batch, hook) -> dict:
     """Ours: one rollout to the largest budget, every answer a branch off its KV cache."""
     started = time.perf_counter()
-    outs = utils.generate_rollouts(lm, prompts, max(budgets), GREEDY, [0] * len(prompts), batch,
-                                   progress=False, logits_hook=hook)
+    outs = scheduler.generate_rollouts(lm, prompts, max(budgets), GREEDY, [0] * len(prompts),
+                                       batch, progress=False, logits_hook=hook)
     thinking = {(i, b): _thinking(o.token_ids, lm.eos_ids, b)
                 for i, o in enumerate(outs) for b in budgets}
     branches = sorted({(i, len(t)) for (i, _), t in thinking.items()})
     sequences = [p + list(o.token_ids) for p, o in zip(prompts, outs)]
-    got = utils.branch_answers(lm, sequences, [utils.Branch(i, len(prompts[i]) + n)
+    got = lm.branch_answers(sequences, [utils.Branch(i, len(prompts[i]) + n)
                                                for i, n in branches], cue, answer_tokens, batch)
     by_branch = dict(zip(branches, got))
     generated = sum(len(o.token_ids) for o in outs) + sum(len(a.token_ids) for a in got)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
     cue = lm.tokenizer(cfg.forcing.cue, add_special_tokens=False)["input_ids"]
     hook = _no_eos(lm.eos_ids) if args.no_eos else None
-    report = {"model": args.model, "device": utils.device_description(lm),
+    report = {"model": args.model, "device": lm.describe(),
               "torch_threads": torch.get_num_threads(), "num_prompts": len(prompts),
               "no_eos": args.no_eos, "answer_tokens": cfg.forcing.answer_tokens, "grids": {}}
     print(f"{'grid':<10}{'way':<12}{'gen tok':>9}{'enc tok':>9}{'wall s':>9}")

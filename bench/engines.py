@@ -19,6 +19,7 @@ import torch
 
 import utils
 from bench.workload import Workload, core_hook, hf_processor
+from engine.hf import scheduler
 
 
 class Progress:
@@ -113,7 +114,7 @@ class EngineRun:
                 "peak_mem_mib": round(self.peak_mem_mib, 1), "phases": self.phases}
 
 
-def hf_generate(lm: utils.LoadedModel, prompts: Sequence[Sequence[int]], stops: Sequence[int],
+def hf_generate(lm: utils.HFEngine, prompts: Sequence[Sequence[int]], stops: Sequence[int],
                 budget: int, sampling: utils.SamplingConfig) -> list[list[int]]:
     """One batched ``generate`` call, left-padded; returns each row's tokens up to its EOS."""
     from transformers import GenerationConfig, LogitsProcessorList
@@ -143,7 +144,7 @@ def _until_eos(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
     return tokens
 
 
-def run_baseline(lm: utils.LoadedModel, work: Workload, batch_size: int,
+def run_baseline(lm: utils.HFEngine, work: Workload, batch_size: int,
                  max_batches: int | None = None, progress: Progress = QUIET) -> EngineRun:
     """The spec's method: every phase, every budget, one ``generate`` per fixed-size batch.
 
@@ -188,7 +189,7 @@ def run_baseline(lm: utils.LoadedModel, work: Workload, batch_size: int,
     return run
 
 
-def run_ours(lm: utils.LoadedModel, work: Workload, batch_size: int,
+def run_ours(lm: utils.HFEngine, work: Workload, batch_size: int,
              progress: Progress = QUIET, kv_layout: str = "auto") -> EngineRun:
     """The project's core as the phases call it: one rollout per row at the phase's top budget."""
     run = EngineRun(lm.precision, batch_size if batch_size > 0 else "auto")
@@ -205,7 +206,7 @@ def run_ours(lm: utils.LoadedModel, work: Workload, batch_size: int,
                                f"{max(phase.budgets)} tokens")
                 sync(lm.device)
                 started = time.perf_counter()
-                rollouts[phase.name] = utils.generate_rollouts(
+                rollouts[phase.name] = scheduler.generate_rollouts(
                     lm, [work.prompts[i] for i in phase.prompt_index], max(phase.budgets),
                     phase.sampling, list(phase.seeds), batch_size,
                     on_batch=lambda indices, done: None, progress=progress.bars,

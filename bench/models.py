@@ -82,7 +82,7 @@ def baseline_precision(requested: str, device: torch.device) -> str:
     return "nf4"
 
 
-def load_engines(args, tokenizer) -> tuple[utils.LoadedModel, utils.LoadedModel]:
+def load_engines(args, tokenizer) -> tuple[utils.HFEngine, utils.HFEngine]:
     """(ours, baseline) for the requested model; they share weights when precisions agree."""
     device = loading.pick_device(args.device)
     base_precision = baseline_precision(args.baseline_precision, device)
@@ -95,7 +95,7 @@ def load_engines(args, tokenizer) -> tuple[utils.LoadedModel, utils.LoadedModel]
         else:
             model = qwen_random_model(tokenizer, _DTYPES[precision], device)
         model = sharpen(model)
-        ours = utils.LoadedModel(model, tokenizer, device, precision, args.model,
+        ours = utils.HFEngine(model, tokenizer, device, precision, args.model,
                                  loading.eos_token_ids(model, tokenizer or _NoTokenizer()))
         return ours, _baseline_like(ours, base_precision)
     ours = utils.load_model(args.model, args.precision, Path(args.data_dir), args.device)
@@ -111,7 +111,7 @@ class _NoTokenizer:
     pad_token_id = None
 
 
-def _baseline_like(ours: utils.LoadedModel, precision: str) -> utils.LoadedModel:
+def _baseline_like(ours: utils.HFEngine, precision: str) -> utils.HFEngine:
     """The same random weights at the baseline's precision (nf4 goes through a saved copy)."""
     if precision == ours.precision:
         return ours
@@ -125,5 +125,5 @@ def _baseline_like(ours: utils.LoadedModel, precision: str) -> utils.LoadedModel
             ours.model.save_pretrained(folder)
             model = AutoModelForCausalLM.from_pretrained(
                 folder, **loading.load_kwargs(precision, ours.device))
-    return utils.LoadedModel(model.eval(), ours.tokenizer, ours.device, precision, ours.name,
+    return utils.HFEngine(model.eval(), ours.tokenizer, ours.device, precision, ours.model_name,
                              ours.eos_ids)

@@ -14,6 +14,7 @@ import torch
 import utils
 from bench.engines import QUIET, PeakMemory, Progress, sync
 from bench.workload import core_hook, hf_processor
+from engine.hf import scheduler
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -46,7 +47,7 @@ def timed(device: torch.device, fn) -> float:
     return time.perf_counter() - started
 
 
-def decode_throughput(lm: utils.LoadedModel, batch: int, prompt: int, new: int,
+def decode_throughput(lm: utils.HFEngine, batch: int, prompt: int, new: int,
                       engine: str, kv_layout: str = "auto") -> dict:
     """Decode tokens/s of ``batch`` rows of ``prompt`` ids generating ``new`` tokens, EOS off.
 
@@ -58,7 +59,7 @@ def decode_throughput(lm: utils.LoadedModel, batch: int, prompt: int, new: int,
     seeds = list(range(batch))
 
     def ours(budget: int) -> None:
-        utils.generate_rollouts(lm, prompts, budget, utils.SamplingConfig(), seeds, batch,
+        scheduler.generate_rollouts(lm, prompts, budget, utils.SamplingConfig(), seeds, batch,
                                 progress=False, kv_layout=kv_layout,
                                 logits_hook=core_hook(stops, lm.eos_ids, lm.device))
 
@@ -87,7 +88,7 @@ def decode_throughput(lm: utils.LoadedModel, batch: int, prompt: int, new: int,
             "peak_mem_mib": round(memory.peak_bytes / 2**20, 1)}
 
 
-def decode_benchmark(args, lm: utils.LoadedModel, device: str,
+def decode_benchmark(args, lm: utils.HFEngine, device: str,
                      progress: Progress = QUIET) -> dict:
     """Every (batch, engine) pair of ``args``; each with its roofline share when the memory
     bandwidth is given."""

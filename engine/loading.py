@@ -1,8 +1,9 @@
-"""Loading: which model a name means, where it runs, at which precision, and its tokenizer.
+"""Loading, shared by the engines: which model a name means, where it runs, at which
+precision, its tokenizer and chat template, its EOS ids, and SmolLM2's conversion from GGUF.
 
-Nothing here knows the study: a model name goes in, a ``LoadedModel`` (weights in eval mode,
-tokenizer, device, resolved precision, every EOS id) comes out. Errors a user can fix (offline,
-unknown alias, nf4 on a CPU) are ``ModelLoadError`` with a message saying what to do.
+Nothing here knows the study. Errors a user can fix (offline, unknown alias, nf4 on a CPU) are
+``ModelLoadError`` with a message saying what to do. The HF engine's weights are loaded by
+``engine.hf.model``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from engine.depth import truncate_layers
-from engine.external import ExternalModel
 from engine.hub import cache_only
 
 # Names need no torch (config and the CLIs import them before any model is wanted); they are
@@ -38,24 +36,6 @@ SMOLLM2_DIR_NAME = "smollm2-135m-instruct"
 # bf16 is chosen on CUDA when the bf16 weights take at most this share of GPU memory; the rest is
 # left for the KV cache of large batches at 2k-token budgets. Above it, nf4 (as the spec does).
 BF16_MAX_WEIGHT_SHARE = 0.40
-
-
-@dataclass
-class LoadedModel:
-    """A causal LM ready for generation, with what the core needs to know about it."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    device: torch.device
-    precision: str  # the resolved precision: fp32 | bf16 | nf4 | int8
-    name: str  # the alias or path it was loaded from
-    eos_ids: tuple[int, ...] = field(default=())
-
-    @property
-    def pad_id(self) -> int:
-        """The tokenizer's pad id, else the first EOS (left padding never reaches the output)."""
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        return int(pad if pad is not None else self.eos_ids[0])
 
 
 # ---------------------------------------------------------------- device and precision
@@ -257,58 +237,9 @@ def load_tokenizer(model: str, data_dir: Path, local_only: bool | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
     except OSError as exc:
-        raise ModelLoadError(_offline_hint(location, exc)) from exc
+        raise ModelLoadError(offline_hint(location, exc)) from exc
     tokenizer.padding_side = "left"
     return tokenizer
-
-
-# The last model loaded, by its load arguments. The phases that ``run_all.py`` runs in one
-# process then share one load (SmolLM2-135M: about a second each; a 7B model: far more), and a
-# process holds at most one model. Nothing of the engine changes a loaded model.
-_LAST_LOADED: dict[tuple, LoadedModel] = {}
-
-
-def load_model(model: str, precision: str, data_dir: Path, device: str | None = None,
-               num_layers: int | None = None, local_only: bool | None = None) -> LoadedModel:
-    """Load an alias, hub id or local folder at the resolved precision, in eval mode; the same
-    arguments again return the model already loaded.
-
-    ``num_layers``: keep only the first L decoder layers (``engine.depth``); None keeps all.
-    ``local_only``: the answer of ``engine.hub.model_cache_only`` when the caller already asked
-    (None: ask here).
-    """
-    key = (model, precision, str(Path(data_dir).resolve()), device, num_layers)
-    if key not in _LAST_LOADED:
-        _LAST_LOADED.clear()  # free the previous model's memory before loading another
-        _LAST_LOADED[key] = _load_model(model, precision, data_dir, device, num_layers,
-                                        local_only)
-    return _LAST_LOADED[key]
-
-
-def _load_model(model: str, precision: str, data_dir: Path, device: str | None,
-                num_layers: int | None, local_only: bool | None) -> LoadedModel:
-    spec = resolve_model(model)
-    location = model_location(spec, data_dir)
-    if local_only is None:
-        local_only = cache_only(location)  # before importing transformers: fail fast offline
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    dev = pick_device(device)
-    tokenizer = load_tokenizer(model, data_dir, local_only)
-    try:
-        params_b = spec.approx_params_b or estimate_params_b(
-            AutoConfig.from_pretrained(location, local_files_only=local_only))
-        resolved = resolve_precision(precision, dev, params_b)
-        lm = AutoModelForCausalLM.from_pretrained(location, local_files_only=local_only,
-                                                  **load_kwargs(resolved, dev))
-    except OSError as exc:
-        raise ModelLoadError(_offline_hint(location, exc)) from exc
-    if num_layers is not None:
-        truncate_layers(lm, num_layers)
-    if resolved in ("fp32", "bf16"):
-        lm = lm.to(dev)  # quantised weights were placed by device_map already
-    lm.eval()
-    return LoadedModel(lm, tokenizer, dev, resolved, model, eos_token_ids(lm, tokenizer))
 
 
 def model_depth(model: str, data_dir: Path) -> int:
@@ -323,7 +254,7 @@ def model_depth(model: str, data_dir: Path) -> int:
     return int(config.get_text_config(decoder=True).num_hidden_layers)
 
 
-def _offline_hint(location: str, exc: Exception) -> str:
+def offline_hint(location: str, exc: Exception) -> str:
     return (
         f"cannot load model {location!r} ({type(exc).__name__}). Offline or a wrong id? "
         "Download it where the hub is reachable (huggingface-cli download ID --local-dir DIR) "
@@ -344,13 +275,17 @@ def eos_token_ids(model: torch.nn.Module, tokenizer) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def chat_prompt_ids(tokenizer, user_messages: Sequence[str]) -> list[list[int]]:
-    """Token ids of each message under the model's chat template, ready for the assistant turn."""
+def chat_prompt_ids(tokenizer, user_messages: Sequence[str],
+                    template_kwargs: dict | None = None) -> list[list[int]]:
+    """Token ids of each message under the model's chat template, ready for the assistant turn.
+
+    ``template_kwargs`` are the template's own switches (Qwen3's ``enable_thinking``)."""
     out = []
     for message in user_messages:
         chat = [{"role": "user", "content": message}]
         if getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True,
+                                                 **(template_kwargs or {}))
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         else:  # base models without a template get the raw message
             ids = tokenizer(message)["input_ids"]
@@ -361,12 +296,3 @@ def chat_prompt_ids(tokenizer, user_messages: Sequence[str]) -> list[list[int]]:
 def decode_text(tokenizer, token_ids: Sequence[int]) -> str:
     """Text of exactly these generated tokens (special tokens such as EOS dropped)."""
     return tokenizer.decode(list(token_ids), skip_special_tokens=True)
-
-
-def device_description(lm: LoadedModel) -> str:
-    """One line for provenance: the GPU's name or the CPU's core count, and the precision."""
-    if isinstance(lm, ExternalModel):
-        return lm.describe()
-    if lm.device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(lm.device)} ({lm.precision})"
-    return f"cpu ({os.cpu_count()} cores, {lm.precision})"

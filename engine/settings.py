@@ -1,7 +1,7 @@
 """What callers tell the engine, without torch: model names and aliases, precisions, KV
 layouts, sampling settings and row seeds.
 
-Kept apart from ``engine.loading`` and ``engine.sampling`` so that the config, the command-line
+Kept apart from ``engine.loading`` and ``engine.hf.sampling`` so that the config, the command-line
 parsers and the study's planning can check and resolve a run, and a bad flag or file can fail,
 before torch and transformers are imported (seconds on a CPU).
 """
@@ -9,15 +9,14 @@ before torch and transformers are imported (seconds on a CPU).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
-KV_LAYOUTS = ("auto", "static", "growing")  # see engine.decode
-# hf: the project's own decode loop (engine.decode); vllm: vLLM's (engine.vllm_engine)
+KV_LAYOUTS = ("auto", "static", "growing")  # see engine.hf.decode
+# hf: the project's own decode loop (engine.hf.decode); vllm: vLLM's (engine.vllm)
 ENGINES = ("hf", "vllm")
 # One line a user can act on when --engine vllm is asked for and vLLM is not installed.
 VLLM_INSTALL_HINT = ("--engine vllm needs vLLM, which is not installed in this Python: run "
@@ -94,42 +93,12 @@ def row_seed(seed: int, problem_id: str, sample: int) -> int:
     digest = hashlib.sha256(f"{seed}|{problem_id}|{sample}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
-# What an engine other than hf cannot run, and why; the HF engine runs everything. Strategies
-# check this before loading anything (``check_supports``), and the engine refuses it again.
-UNSUPPORTED: dict[str, dict[str, str]] = {
-    "vllm": {
-        "force-continue": "--budget-mode force-continue needs --engine hf: the vLLM engine "
-                          "cannot run the logits hook that ends each row at its own budget",
-        # An MH step needs the exact log-probabilities of each proposal under p and under the
-        # proposal q, from the passes that sampled it; vLLM returns log-probs taken before
-        # temperature and cannot restart a proposal from a cached position. Not approximated.
-        "power": "--decoding power needs --engine hf: power sampling's Metropolis-Hastings "
-                 "steps need exact proposal log-probabilities, which the vLLM engine does not "
-                 "provide",
-    },
-}
 
+def knob(default: Any, *, help: str, flag: str | None = None,
+         choices: tuple | None = None) -> Any:
+    """A field of an engine's settings section: its default, its help, the flag that sets it.
 
-def check_supports(engine: str, feature: str) -> None:
-    """ModelLoadError when ``engine`` cannot run ``feature`` (a key of ``UNSUPPORTED``)."""
-    message = UNSUPPORTED.get(engine, {}).get(feature)
-    if message is not None:
-        raise ModelLoadError(message)
-
-
-def vllm_installed() -> bool:
-    """Whether ``import vllm`` can work, found without importing it (that takes 10-20 s)."""
-    if "vllm" in sys.modules:  # already imported, or blocked (None) by a test
-        return sys.modules["vllm"] is not None
-    try:
-        return importlib.util.find_spec("vllm") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def check_engine(engine: str) -> None:
-    """ModelLoadError (one line, exit 2) when ``engine`` is unknown or not installed."""
-    if engine not in ENGINES:
-        raise ModelLoadError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if engine == "vllm" and not vllm_installed():
-        raise ModelLoadError(VLLM_INSTALL_HINT)
+    The metadata is the config tree's (``config.opt``), so ``study.cli`` derives the flag and
+    YAML maps onto the section, while the engine stays free of the study's config."""
+    return field(default=default,
+                 metadata={"help": help, "flag": flag, "local": None, "choices": choices})

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import utils
-from config import DATASETS, StudyConfig, from_mapping, load_yaml, nest
+from config import DATASETS, MODEL_SECTIONS, StudyConfig, from_mapping, load_yaml, nest
 from study import shards
 from study.config_mapping import field_type, fields_of
 from study.data.problems import is_local_dataset
@@ -69,7 +69,7 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "seed": int, "model.batch_size": batch_size, "generation.temperature": non_negative_float,
     "phase1b.temperature": non_negative_float, "generation.top_p": probability,
     "phase1b.top_p": probability, "statistics.min_effect": probability,
-    "model.gpu_memory_utilization": probability, "model.cpu_kv_space_gib": non_negative_float,
+    "vllm.gpu_memory_utilization": probability, "vllm.cpu_kv_space_gib": non_negative_float,
 }
 
 
@@ -77,6 +77,8 @@ def _field_paths(items: Iterable[str]) -> list[tuple[str, type, dataclasses.Fiel
     """(dotted path, owning class, field) of each named section's or single field's fields."""
     sections = fields_of(StudyConfig)
     out = []
+    # "model" shows the model's section and each engine's own (hf, vllm, openai)
+    items = [name for item in items for name in (MODEL_SECTIONS if item == "model" else [item])]
     for item in items:
         head, _, leaf = item.partition(".")
         hint = field_type(StudyConfig, head)

@@ -61,7 +61,7 @@ def tiny_lm(smol_tokenizer):
     from engine.loading import eos_token_ids
 
     model = tiny_llama_for(smol_tokenizer)
-    return utils.LoadedModel(model, smol_tokenizer, torch.device("cpu"), "fp32", "tiny",
+    return utils.HFEngine(model, smol_tokenizer, torch.device("cpu"), "fp32", "tiny",
                              eos_token_ids(model, smol_tokenizer))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import utils
-from engine import batching, decode, scheduler
+from engine.hf import batching, decode, scheduler
 from utils import SamplingConfig
 
 GREEDY = SamplingConfig()
@@ -50,7 +50,7 @@ def test_refilled_rows_match_generate_at_every_budget(tiny_lm, prompts, seeds, l
     equals HF generate for every prompt."""
     stops = [3, 30, 7, 12, 40, 5, 22, 9, 16]
     hook = stop_hook(stops)
-    rollouts = utils.generate_rollouts(tiny_lm, prompts, 32, GREEDY, seeds, 3, progress=False,
+    rollouts = scheduler.generate_rollouts(tiny_lm, prompts, 32, GREEDY, seeds, 3, progress=False,
                                        logits_hook=hook, kv_layout=layout)
     for prompt, stop, rollout in zip(prompts, stops, rollouts):
         assert len(rollout.token_ids) == min(stop, 32) and rollout.eos == (stop <= 32)
@@ -81,7 +81,7 @@ def test_layouts_and_batch_sizes_agree(tiny_lm, prompts, seeds, sampling):
     results = []
     for layout in LAYOUTS:
         for size in (1, 2, 4, 9):
-            results.append(utils.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, size,
+            results.append(scheduler.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, size,
                                                    progress=False, logits_hook=hook,
                                                    kv_layout=layout))
     assert all(r == results[0] for r in results)
@@ -97,8 +97,7 @@ def test_one_running_batch_serves_all_prompts(tiny_lm, prompts, seeds, monkeypat
         return real(lm, batch, *args, **kwargs)
 
     monkeypatch.setattr(scheduler, "decode_batch", counting)
-    rollouts = utils.generate_rollouts(
-        tiny_lm, prompts, 16, GREEDY, seeds, 2, progress=False,
+    rollouts = scheduler.generate_rollouts(tiny_lm, prompts, 16, GREEDY, seeds, 2, progress=False,
         on_batch=lambda idx, rs: delivered.extend(zip(idx, rs)),
         logits_hook=stop_hook([2, 16, 5, 9, 3, 12, 7, 4, 10]))
     assert calls == [2]
@@ -160,18 +159,18 @@ def test_out_of_memory_mid_run_keeps_finished_rows(tiny_lm, prompts, seeds, monk
     """Rows finished before an OOM are kept; only the unfinished ones are decoded again."""
     oom_after_first_finished_row(monkeypatch)
     delivered = []
-    rollouts = utils.generate_rollouts(tiny_lm, prompts, 12, GREEDY, seeds, 4, progress=False,
+    rollouts = tiny_lm.generate_rollouts(prompts, 12, GREEDY, seeds, 4, progress=False,
                                        on_batch=lambda idx, rs: delivered.extend(idx))
     assert sorted(delivered) == list(range(len(prompts)))  # each row delivered exactly once
     monkeypatch.undo()
-    assert rollouts == utils.generate_rollouts(tiny_lm, prompts, 12, GREEDY, seeds, 4,
+    assert rollouts == tiny_lm.generate_rollouts(prompts, 12, GREEDY, seeds, 4,
                                                progress=False)
 
 
 def test_auto_batch_size_on_cpu(tiny_lm, prompts):
-    assert utils.auto_batch_size(tiny_lm, prompts, 64) == min(len(prompts),
+    assert tiny_lm.auto_batch_size(prompts, 64) == min(len(prompts),
                                                               scheduler.CPU_AUTO_BATCH)
-    assert utils.auto_batch_size(tiny_lm, prompts[:2], 64) == 2
+    assert tiny_lm.auto_batch_size(prompts[:2], 64) == 2
 
 
 
@@ -224,12 +223,12 @@ def test_failed_compile_falls_back_to_eager(tiny_lm, prompts, seeds, monkeypatch
     """Compiling or capturing fails at the first or a later step: one warning, and the run
     finishes eagerly with the eager result; every row is delivered once."""
     hook = stop_hook([4, 25, 9, 14, 30, 6, 20, 11, 17])
-    eager = utils.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, 3, progress=False,
+    eager = scheduler.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, 3, progress=False,
                                     logits_hook=hook, kv_layout="static")
     calls, delivered = [], []
     pretend_cuda_graphs(monkeypatch, broken_compile(calls, fail_at))
     with caplog.at_level(logging.WARNING, logger="saturation"):
-        got = utils.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, 3, progress=False,
+        got = scheduler.generate_rollouts(tiny_lm, prompts, 24, sampling, seeds, 3, progress=False,
                                       logits_hook=hook, kv_layout="auto",
                                       on_batch=lambda idx, rs: delivered.extend(idx))
     assert got == eager
@@ -246,12 +245,12 @@ def test_compile_refused_up_front_and_oom_retry_warn_once(tiny_lm, prompts, seed
     def refuse(model):
         raise RuntimeError("dynamo unsupported here")
 
-    eager = utils.generate_rollouts(tiny_lm, prompts, 12, GREEDY, seeds, 4, progress=False,
+    eager = scheduler.generate_rollouts(tiny_lm, prompts, 12, GREEDY, seeds, 4, progress=False,
                                     kv_layout="static")
     pretend_cuda_graphs(monkeypatch, refuse)
     oom_after_first_finished_row(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="saturation"):
-        got = utils.generate_rollouts(tiny_lm, prompts, 12, GREEDY, seeds, 4, progress=False)
+        got = tiny_lm.generate_rollouts(prompts, 12, GREEDY, seeds, 4, progress=False)
     assert got == eager
     messages = [r.getMessage() for r in caplog.records]
     assert sum("continuing eagerly" in m for m in messages) == 1
@@ -276,11 +275,11 @@ def test_compiled_slot_layout_matches_growing(tiny_lm, prompts, seeds, monkeypat
     """The layout CUDA uses, compiled with torch.compile (inductor on CPU, ~20 s): same tokens,
     no fallback. On CUDA it also captures CUDA graphs, which this CPU test cannot exercise."""
     hook = stop_hook([4, 25, 9, 14, 30, 6, 20, 11, 17])
-    growing = utils.generate_rollouts(tiny_lm, prompts, 24, GREEDY, seeds, 4, progress=False,
+    growing = scheduler.generate_rollouts(tiny_lm, prompts, 24, GREEDY, seeds, 4, progress=False,
                                       logits_hook=hook, kv_layout="growing")
     pretend_cuda_graphs(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="saturation"):
-        compiled = utils.generate_rollouts(tiny_lm, prompts, 24, GREEDY, seeds, 4,
+        compiled = scheduler.generate_rollouts(tiny_lm, prompts, 24, GREEDY, seeds, 4,
                                            progress=False, logits_hook=hook, kv_layout="auto")
     assert compiled == growing
     assert not [r for r in caplog.records if "eagerly" in r.getMessage()]

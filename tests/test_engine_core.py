@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import utils
-from engine import loading, scheduler
+from engine import loading
+from engine.hf import scheduler
 from utils import SamplingConfig
 
 MESSAGES = ["What is 2+3?", "Calculate 4 * 7 + 2. Let's think step by step.", "hi",
@@ -26,7 +27,7 @@ def hf_generate(lm, prompt, budget):
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_one_rollout_equals_generate_at_every_budget(tiny_lm, batch_size):
     prompts = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES)
-    rollouts = utils.generate_rollouts(tiny_lm, prompts, 48, GREEDY, [0] * 4, batch_size,
+    rollouts = tiny_lm.generate_rollouts(prompts, 48, GREEDY, [0] * 4, batch_size,
                                        progress=False)
     for budget in (1, 7, 16, 33, 48):
         for prompt, rollout in zip(prompts, rollouts):
@@ -38,11 +39,11 @@ def test_one_rollout_equals_generate_at_every_budget(tiny_lm, batch_size):
 def test_eos_ends_a_row_and_matches_generate(tiny_lm):
     """Make a token the model emits early into EOS: that row must stop there, like generate()."""
     prompts = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES)
-    free = utils.generate_rollouts(tiny_lm, prompts, 30, GREEDY, [0] * 4, 4, progress=False)
+    free = tiny_lm.generate_rollouts(prompts, 30, GREEDY, [0] * 4, 4, progress=False)
     stop_token = free[1].token_ids[5]
-    lm = utils.LoadedModel(tiny_lm.model, tiny_lm.tokenizer, tiny_lm.device, "fp32", "tiny",
+    lm = utils.HFEngine(tiny_lm.model, tiny_lm.tokenizer, tiny_lm.device, "fp32", "tiny",
                            (stop_token,))
-    rollouts = utils.generate_rollouts(lm, prompts, 30, GREEDY, [0] * 4, 4, progress=False)
+    rollouts = lm.generate_rollouts(prompts, 30, GREEDY, [0] * 4, 4, progress=False)
     stopped = rollouts[1]
     assert stopped.eos and stopped.token_ids[-1] == stop_token
     assert len(stopped.token_ids) == free[1].token_ids.index(stop_token) + 1
@@ -57,19 +58,19 @@ def test_eos_ends_a_row_and_matches_generate(tiny_lm):
 def test_sampling_independent_of_batch_order_and_neighbours(tiny_lm):
     prompts = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES)
     seeds = [utils.row_seed(7, f"p{i}", 0) for i in range(4)]
-    together = utils.generate_rollouts(tiny_lm, prompts, 24, SAMPLED, seeds, 4, progress=False)
-    alone = [utils.generate_rollouts(tiny_lm, [p], 24, SAMPLED, [s], 1, progress=False)[0]
+    together = tiny_lm.generate_rollouts(prompts, 24, SAMPLED, seeds, 4, progress=False)
+    alone = [tiny_lm.generate_rollouts([p], 24, SAMPLED, [s], 1, progress=False)[0]
              for p, s in zip(prompts, seeds)]
-    reversed_ = utils.generate_rollouts(tiny_lm, prompts[::-1], 24, SAMPLED, seeds[::-1], 3,
+    reversed_ = tiny_lm.generate_rollouts(prompts[::-1], 24, SAMPLED, seeds[::-1], 3,
                                         progress=False)[::-1]
     assert together == alone == reversed_
-    greedy = utils.generate_rollouts(tiny_lm, prompts, 24, GREEDY, seeds, 4, progress=False)
+    greedy = tiny_lm.generate_rollouts(prompts, 24, GREEDY, seeds, 4, progress=False)
     assert together != greedy  # sampling really samples
 
 
 def test_different_seeds_and_samples_give_different_draws(tiny_lm):
     prompt = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES[:1])
-    draws = {utils.generate_rollouts(tiny_lm, prompt, 12, SAMPLED, [utils.row_seed(1, "p", s)], 1,
+    draws = {tiny_lm.generate_rollouts(prompt, 12, SAMPLED, [utils.row_seed(1, "p", s)], 1,
                                      progress=False)[0].token_ids for s in range(4)}
     assert len(draws) == 4
     assert utils.row_seed(1, "p", 0) == utils.row_seed(1, "p", 0) != utils.row_seed(2, "p", 0)
@@ -89,20 +90,20 @@ def test_out_of_memory_halves_the_batch(tiny_lm, monkeypatch):
     monkeypatch.setattr(scheduler, "decode_batch", flaky)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     done = []
-    rollouts = utils.generate_rollouts(tiny_lm, prompts, 8, GREEDY, [0] * 4, 4,
+    rollouts = tiny_lm.generate_rollouts(prompts, 8, GREEDY, [0] * 4, 4,
                                        on_batch=lambda idx, r: done.extend(idx), progress=False)
     assert sizes[:3] == [4, 2, 1] and len(rollouts) == 4 and sorted(done) == [0, 1, 2, 3]
     monkeypatch.setattr(scheduler, "decode_batch", real)
-    assert rollouts == utils.generate_rollouts(tiny_lm, prompts, 8, GREEDY, [0] * 4, 4,
+    assert rollouts == tiny_lm.generate_rollouts(prompts, 8, GREEDY, [0] * 4, 4,
                                                progress=False)
 
 
 def test_prefix_can_be_extended_without_regenerating(tiny_lm):
     """A later budget mode appends a cue to prompt + prefix and generates a few tokens."""
     prompt = utils.chat_prompt_ids(tiny_lm.tokenizer, MESSAGES[:1])[0]
-    full = utils.generate_rollouts(tiny_lm, [prompt], 20, GREEDY, [0], 1, progress=False)[0]
+    full = tiny_lm.generate_rollouts([prompt], 20, GREEDY, [0], 1, progress=False)[0]
     prefix, _ = full.at_budget(12)
-    more = utils.generate_rollouts(tiny_lm, [prompt + list(prefix)], 8, GREEDY, [0], 1,
+    more = tiny_lm.generate_rollouts([prompt + list(prefix)], 8, GREEDY, [0], 1,
                                    progress=False)[0]
     assert list(prefix) + list(more.token_ids) == list(full.token_ids)
 
@@ -148,11 +149,12 @@ def test_public_face_exports_the_engine_api():
         assert getattr(utils, name) is not None
     assert utils.PRECISIONS == ("auto", "nf4", "int8", "bf16", "fp32")
     assert utils.KV_LAYOUTS == ("auto", "static", "growing")
-    assert utils.device_description(utils.LoadedModel(None, None, torch.device("cpu"), "fp32",
-                                                      "x", (2,))).startswith("cpu (")
+    lm = utils.HFEngine(None, None, torch.device("cpu"), "fp32", "x", (2,))
+    assert isinstance(lm, utils.Engine) and lm.describe().startswith("cpu (")
+    assert lm.provenance() == {"engine": "hf", "device": lm.describe()}
 
 
 def test_unknown_kv_layout_is_refused(tiny_lm):
     with pytest.raises(ValueError, match="kv_layout 'slots'"):
-        utils.generate_rollouts(tiny_lm, [[1, 2]], 4, GREEDY, [0], 1, progress=False,
-                                kv_layout="slots")
+        scheduler.generate_rollouts(tiny_lm, [[1, 2]], 4, GREEDY, [0], 1, progress=False,
+                                    kv_layout="slots")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import utils
+from engine.hf.lens import logit_lens_kl
 from engine.loading import eos_token_ids
 
 PROMPTS = [[1, 17, 230, 5, 99], [1, 42, 7], [1, 3, 3, 3, 800, 12, 9]]
@@ -25,13 +26,13 @@ def llama(tokenizer, layers: int, seed: int = 0) -> torch.nn.Module:
     return LlamaForCausalLM(config).eval()
 
 
-def loaded(model, tokenizer) -> utils.LoadedModel:
-    return utils.LoadedModel(model, tokenizer, torch.device("cpu"), "fp32", "tiny",
+def loaded(model, tokenizer) -> utils.HFEngine:
+    return utils.HFEngine(model, tokenizer, torch.device("cpu"), "fp32", "tiny",
                              eos_token_ids(model, tokenizer))
 
 
-def greedy(lm: utils.LoadedModel, tokens: int = 24) -> list[tuple[int, ...]]:
-    rollouts = utils.generate_rollouts(lm, PROMPTS, tokens, utils.SamplingConfig(), [0] * 3, 2,
+def greedy(lm: utils.HFEngine, tokens: int = 24) -> list[tuple[int, ...]]:
+    rollouts = lm.generate_rollouts(PROMPTS, tokens, utils.SamplingConfig(), [0] * 3, 2,
                                        progress=False)
     return [r.token_ids for r in rollouts]
 
@@ -104,7 +105,7 @@ def test_logit_lens_matches_a_direct_computation(deep, smol_tokenizer):
     lm = loaded(deep, smol_tokenizer)
     generated = [list(g) for g in greedy(lm, 12)]
     generated[1] = generated[1][:5]  # unequal lengths exercise the padding
-    lens = utils.logit_lens_kl(lm, PROMPTS, generated, batch_size=2, chunk_tokens=4)
+    lens = logit_lens_kl(lm, PROMPTS, generated, batch_size=2, chunk_tokens=4)
     for prompt, gen, result in zip(PROMPTS, generated, lens):
         assert result.per_token.shape == (4, len(gen))
         reference = direct_lens(deep, prompt, gen).numpy()
@@ -118,7 +119,7 @@ def test_lens_at_layer_l_is_the_truncated_models_distance(deep, smol_tokenizer):
     """The lens at layer 2 equals KL(full || the model truncated to 2 layers)."""
     lm = loaded(deep, smol_tokenizer)
     gen = list(greedy(lm, 8)[0])
-    lens = utils.logit_lens_kl(lm, PROMPTS[:1], [gen])[0]
+    lens = lm.logit_lens_kl(PROMPTS[:1], [gen])[0]
     seq = torch.tensor([PROMPTS[0] + gen[:-1]])
     cut = utils.truncate_layers(copy.deepcopy(deep), 2)
     with torch.no_grad():
@@ -140,11 +141,11 @@ def test_smollm2_cut_and_lens_agree_on_the_real_model():
     cut = utils.load_model("smollm2-135m", "fp32", data, "cpu", num_layers=18)
     assert utils.model_depth("smollm2-135m", data) == 30 and len(cut.model.model.layers) == 18
     prompts = utils.chat_prompt_ids(full.tokenizer, ["What is 12 + 7?", "Compute 3 * 4 - 5."])
-    run = [utils.generate_rollouts(lm, prompts, 24, utils.SamplingConfig(), [0, 0], 2,
+    run = [lm.generate_rollouts(prompts, 24, utils.SamplingConfig(), [0, 0], 2,
                                    progress=False) for lm in (full, same)]
     assert [r.token_ids for r in run[0]] == [r.token_ids for r in run[1]]
     gen = list(run[0][0].token_ids)
-    lens = utils.logit_lens_kl(full, prompts[:1], [gen])[0]
+    lens = full.logit_lens_kl(prompts[:1], [gen])[0]
     seq = torch.tensor([prompts[0] + gen[:-1]])
     with torch.no_grad():
         p = torch.log_softmax(full.model(input_ids=seq).logits[0], -1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import sampling as engine
+from engine.hf import sampling as engine
 from utils import SamplingConfig
 
 GREEDY = SamplingConfig()

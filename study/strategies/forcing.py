@@ -33,6 +33,7 @@ from study.strategies.rollouts import (
     GenerationPlan,
     RolloutRows,
     collect_rollouts,
+    engine_stats,
     load_study_model,
 )
 
@@ -96,9 +97,10 @@ class ForceEnd:
         rollouts, stats, reused_from = self.rollouts(problems)
         cfg = self.cfg
         lm = load_study_model(cfg, stats)
-        stats["device"] = stats.get("device") or utils.device_description(lm)
+        if not stats.get("device"):
+            stats.update(engine_stats(lm))
         keys = [(p, s) for p in problems for s in range(self.plan.samples)]
-        prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in keys])
+        prompts = lm.prompt_ids([p.prompt for p, _ in keys])
         rows = [rollouts[(p.problem_id, s)] for p, s in keys]
         cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
         forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16,
@@ -173,8 +175,8 @@ class _Forcer:
         wanted = {(i, len(self.thinking(i, b)[2])) for i in range(len(self.rows))
                   for b in budgets}
         self.branches = sorted(wanted)
-        got = utils.branch_answers(self.lm, self._sequences(), self._engine_branches(),
-                                   self.cue, answer_tokens, self.batch_size, self.progress)
+        got = self.lm.branch_answers(self._sequences(), self._engine_branches(), self.cue,
+                                     answer_tokens, self.batch_size, self.progress)
         return dict(zip(self.branches, got))
 
     def scores(self, keys: list[tuple[Problem, int]], answers: dict) -> dict:
@@ -195,8 +197,8 @@ class _Forcer:
                 lambda a, p=problem: grader.is_equivalent(a, p.answer, p.answer_kind))
         candidates = [[tok(" " + c, add_special_tokens=False)["input_ids"]
                        for c in sets[keys[i][0].problem_id]] for i, _ in self.branches]
-        logps = utils.branch_scores(self.lm, self._sequences(), self._engine_branches(),
-                                    self.cue, candidates, self.batch_size, self.progress)
+        logps = self.lm.branch_scores(self._sequences(), self._engine_branches(), self.cue,
+                                      candidates, self.batch_size, self.progress)
         return {b: continuous.metrics(lp, 0) for b, lp in zip(self.branches, logps)}
 
     def _sequences(self) -> list[list[int]]:

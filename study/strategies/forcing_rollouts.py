@@ -2,8 +2,10 @@
 
 A rollout is decoded up to the phase's largest budget M. When a row ends with EOS before M and
 has been continued fewer than ``--max-continues`` times, the EOS is dropped, the continue string
-("Wait") appended, and the row goes on from there in the next round (prompt + tokens so far,
-through ``utils.generate_rollouts``), until M tokens or an EOS it may keep. The result at a
+("Wait") appended, and the row goes on from there in the next round: one round trip per
+continuation (prompt + tokens so far, as token ids, asking for the budget that remains, through
+the engine's ``generate_rollouts``; a served engine's prefix cache makes the repeat cheap), until
+M tokens or an EOS it may keep. Every engine runs it the same way. The result at a
 budget B <= M is the rollout's first B tokens: the same as running the procedure with M = B,
 because what happens before B never depends on what comes after it.
 
@@ -17,18 +19,21 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 import utils
 from config import StudyConfig
 from study.data.problems import Problem
-from study.strategies.rollouts import GenerationPlan, RolloutRows, load_study_model, open_rollouts
+from study.strategies.rollouts import (
+    GenerationPlan,
+    RolloutRows,
+    engine_stats,
+    load_study_model,
+    open_rollouts,
+)
 
 
-def continue_rounds(lm: utils.LoadedModel, prompts: list[list[int]], max_new_tokens: int,
+def continue_rounds(lm: utils.Engine, prompts: list[list[int]], max_new_tokens: int,
                     sampling: utils.SamplingConfig, seeds: list[list[int]], continue_ids: list[int],
-                    max_continues: int, batch_size: int, on_done=None,
-                    kv_layout: str = "auto") -> list[dict]:
+                    max_continues: int, batch_size: int, on_done=None) -> list[dict]:
     """Per prompt: {"token_ids", "eos", "continued_at"} of its force-continue rollout.
 
     ``seeds[i][r]`` is row i's seed in round r (``max_continues + 1`` per row). ``on_done``
@@ -39,17 +44,14 @@ def continue_rounds(lm: utils.LoadedModel, prompts: list[list[int]], max_new_tok
     for round_no in range(max_continues + 1):
         if not active:
             break
+        # each row asks for the budget it has left (the engine ends every row at its own)
         room = [max_new_tokens - len(state[i]["token_ids"]) for i in active]
-        hook = _budget_hook(room, lm.eos_ids[0])
         inputs = [prompts[i] + state[i]["token_ids"] for i in active]
-        outs = utils.generate_rollouts(lm, inputs, max(room), sampling,
-                                       [seeds[i][round_no] for i in active], batch_size,
-                                       progress=False, logits_hook=hook, kv_layout=kv_layout)
+        outs = lm.generate_rollouts(inputs, room, sampling, [seeds[i][round_no] for i in active],
+                                    batch_size, progress=False)
         still, finished = [], []
-        for i, left, out in zip(active, room, outs):
+        for i, out in zip(active, outs):
             tokens, eos = list(out.token_ids), out.eos
-            if eos and len(tokens) > left:  # the EOS the budget hook forced: cut by the budget
-                tokens, eos = tokens[:left], False
             row = state[i]
             if eos and round_no < max_continues:
                 row["continued_at"].append(len(row["token_ids"]) + len(tokens) - 1)
@@ -68,21 +70,6 @@ def continue_rounds(lm: utils.LoadedModel, prompts: list[list[int]], max_new_tok
     return state
 
 
-def _budget_hook(room: list[int], eos_id: int) -> utils.LogitsHook:
-    """Forces EOS on a row once it has used its own room (rows share one max_new_tokens)."""
-    limits = torch.tensor(room)
-
-    def hook(rows: torch.Tensor, steps: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        over = steps >= limits.to(steps.device)[rows]
-        if bool(over.any()):
-            logits = logits.clone()
-            logits[over] = float("-inf")
-            logits[over, eos_id] = 0.0
-        return logits
-
-    return hook
-
-
 def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
                       seed_rollouts: RolloutRows | None = None) -> tuple[RolloutRows, dict]:
     """All (problem, sample) force-continue rollouts of the plan, generating only what is
@@ -93,10 +80,10 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     if not pending:
         return done, stats
     lm = load_study_model(cfg, stats)
-    stats["device"] = utils.device_description(lm)
+    stats.update(engine_stats(lm))
     log.start()
-    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
-    size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, plan.max_budget)
+    prompts = lm.prompt_ids([p.prompt for p, _ in pending])
+    size = cfg.model.batch_size or lm.auto_batch_size(prompts, plan.max_budget)
     stats["batch_size"] = size
     rounds = cfg.forcing.max_continues + 1
     seeds = [[utils.row_seed(cfg.seed, p.problem_id if r == 0 else f"{p.problem_id}/continue{r}",
@@ -113,7 +100,7 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
 
     started = time.perf_counter()
     results = continue_rounds(lm, prompts, plan.max_budget, plan.sampling, seeds, continue_ids,
-                              cfg.forcing.max_continues, size, persist, cfg.model.kv_layout)
+                              cfg.forcing.max_continues, size, persist)
     stats["generation_s"] = round(time.perf_counter() - started, 3)
     stats["generated_tokens"] = sum(len(r["token_ids"]) for r in results)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9), 1)

@@ -70,12 +70,12 @@ def compute(cfg: StudyConfig) -> LensSummary:
     path, problems, rows, dataset = sampled_rollouts(cfg)
     # the rollouts may be any engine's; reading every layer's hidden states needs HF
     lm = load_study_model(on_hf_engine(cfg, "the logit lens"))
-    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
+    prompts = lm.prompt_ids([p.prompt for p in problems])
     for prompt, row in zip(prompts, rows):
         if len(prompt) != row["prompt_len"]:  # the log's prompt was tokenised differently
             raise ResultsError(f"{path}: {row['problem_id']}'s prompt no longer tokenises to "
                                f"{row['prompt_len']} tokens; re-run phase 1 with --overwrite")
-    kls = utils.logit_lens_kl(lm, prompts, [r["token_ids"] for r in rows], cfg.lens.batch_size)
+    kls = lm.logit_lens_kl(prompts, [r["token_ids"] for r in rows], cfg.lens.batch_size)
     budgets = cfg.lens.budgets or cfg.phase1.budgets
     summary: LensSummary = {
         "phase": "lens", "model": cfg.model.name, "dataset": cfg.data.dataset,
@@ -84,7 +84,7 @@ def compute(cfg: StudyConfig) -> LensSummary:
         "budgets": {str(b): budget_row(kls, b) for b in budgets},
         "provenance": store.provenance(
             cfg.to_dict(), seed=cfg.seed, wall_time_s=time.perf_counter() - started,
-            device=utils.device_description(lm),
+            device=lm.describe(),
             extra={"dataset": dataset, "rollout_fingerprint": store.read_rollout_header(path)
                    .get("fingerprint"), "num_layers": cfg.model.num_layers,
                    "model_layers": utils.model_depth(cfg.model.name, cfg.paths.data_dir)}),

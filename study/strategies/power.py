@@ -23,6 +23,7 @@ from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
     RolloutRows,
+    engine_stats,
     load_study_model,
     open_log,
     rollout_config,
@@ -55,7 +56,7 @@ class PowerSampling:
         del seed_rollouts
         utils.check_supports(cfg.model.engine, "power")  # before any model is loaded
         self.cfg, self.plan, self.settings = cfg, plan, settings(cfg)
-        self._lm: utils.LoadedModel | None = None  # loaded on the first chain to generate
+        self._lm: utils.Engine | None = None  # loaded on the first chain to generate
 
     def run(self, problems: list[Problem]) -> StrategyResult:
         stats: dict = {"power": {"alpha": self.settings.alpha, "blocks": self.settings.blocks,
@@ -104,11 +105,11 @@ class PowerSampling:
         if self._lm is None:
             self._lm = load_study_model(cfg, stats)
         lm = self._lm
-        stats["device"] = utils.device_description(lm)
+        stats.update(engine_stats(lm))
         log.start()
-        prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
+        prompts = lm.prompt_ids([p.prompt for p, _ in pending])
         seeds = [utils.row_seed(cfg.seed, p.problem_id, s) for p, s in pending]
-        size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, budget)
+        size = cfg.model.batch_size or lm.auto_batch_size(prompts, budget)
         stats["batch_size"] = size
 
         def persist(indices: list[int], rollouts: list[utils.PowerRollout]) -> None:
@@ -125,8 +126,7 @@ class PowerSampling:
                       flush=True)
 
         started = time.perf_counter()
-        rollouts = utils.power_sample(lm, prompts, budget, self.settings, seeds, size,
-                                      on_batch=persist)
+        rollouts = lm.power_sample(prompts, budget, self.settings, seeds, size, on_batch=persist)
         stats["generation_s"] += time.perf_counter() - started
         stats["generated_tokens"] += sum(r.tokens_proposed for r in rollouts)
         return done

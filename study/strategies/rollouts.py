@@ -17,7 +17,6 @@ from config import StudyConfig
 from study import shards, store
 from study.data.datasets import load_problems, rollout_keys
 from study.data.problems import Problem
-from study.errors import ConfigError
 
 # Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
 # template bumps its Template.version instead (``datasets.rollout_keys``).
@@ -59,8 +58,7 @@ def plan_for(cfg: StudyConfig, phase: str) -> GenerationPlan:
     raise KeyError(f"{phase} is not a generating phase")
 
 
-def load_study_model(cfg: StudyConfig,
-                     stats: dict | None = None) -> utils.LoadedModel | utils.VllmModel:
+def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.Engine:
     """The run's model as every phase must see it: engine, name, precision, device and depth.
 
     One place, so a cut model (``--num-layers``) is never swapped for the whole one in a later
@@ -71,20 +69,20 @@ def load_study_model(cfg: StudyConfig,
     started = time.perf_counter()
     m = cfg.model
     local_only = utils.model_cache_only(m.name)  # offline and not cached: fail before torch
-    if m.engine == "vllm":  # the one place that picks the engine; the rest calls utils alike
-        if m.num_layers is not None:
-            raise ConfigError("--num-layers cuts an HF model's layers; it needs --engine hf")
-        settings = utils.VllmSettings(m.gpu_memory_utilization, m.max_model_len,
-                                      m.cpu_kv_space_gib, m.tensor_parallel_size)
-        lm = utils.load_vllm(m.name, m.precision, cfg.paths.data_dir, m.device, settings,
-                             longest_generation(cfg), local_only)
-    else:
-        lm = utils.load_model(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
-                              local_only)
+    request = utils.LoadRequest(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
+                                local_only, longest_generation(cfg))
+    # the engine's own knobs are the config section named after it
+    lm = utils.load_engine(m.engine, request, getattr(cfg, m.engine))
     if stats is not None:
         stats["model_load_s"] = round(stats.get("model_load_s", 0.0)
                                       + time.perf_counter() - started, 3)
     return lm
+
+
+def engine_stats(lm: utils.Engine) -> dict:
+    """The engine's provenance as generation stats: ``device`` (one line) and ``engine``."""
+    block = lm.provenance()
+    return {"device": block.pop("device", None), "engine": block}
 
 
 def longest_generation(cfg: StudyConfig) -> int:
@@ -97,13 +95,15 @@ def longest_generation(cfg: StudyConfig) -> int:
 
 
 def on_hf_engine(cfg: StudyConfig, what: str) -> StudyConfig:
-    """``cfg`` on the HF engine, for work that reads hidden states (depth, the logit lens):
-    one line says so when another engine was asked for."""
-    if cfg.model.engine == "hf":
+    """``cfg`` on an engine that reads hidden states (depth, the logit lens): the one asked for
+    when it can, else the first that can, and one line says so."""
+    feature = "hidden-states"
+    if feature in utils.ENGINES[cfg.model.engine].capabilities:
         return cfg
-    print(f"{what} reads the model's hidden states: it runs on the HF engine "
+    able = next(e.name for e in utils.ENGINES.values() if feature in e.capabilities)
+    print(f"{what} reads the model's hidden states: it runs on the {able} engine "
           f"(--engine {cfg.model.engine} applies to the generating phases)", flush=True)
-    return cfg.replace({"model.engine": "hf"})
+    return cfg.replace({"model.engine": able})
 
 
 def open_log(cfg: StudyConfig, whole: Path, kind: str, config: dict) -> store.RolloutLog:
@@ -215,10 +215,10 @@ def collect_rollouts(cfg: StudyConfig, plan: GenerationPlan, problems: list[Prob
 def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Problem, int]],
               log: store.RolloutLog, done: RolloutRows, stats: dict) -> None:
     lm = load_study_model(cfg, stats)
-    stats["device"] = utils.device_description(lm)
+    stats.update(engine_stats(lm))
     log.start()
-    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
-    size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, plan.max_budget)
+    prompts = lm.prompt_ids([p.prompt for p, _ in pending])
+    size = cfg.model.batch_size or lm.auto_batch_size(prompts, plan.max_budget)
     stats["batch_size"] = size  # the size actually used (``auto`` resolved)
     seeds = [utils.row_seed(cfg.seed, p.problem_id, s) for p, s in pending]
 
@@ -230,9 +230,8 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
         done.update({(row["problem_id"], row["sample"]): row for row in rows})
 
     started = time.perf_counter()
-    rollouts = utils.generate_rollouts(lm, prompts, plan.max_budget, plan.sampling, seeds, size,
-                                       on_batch=persist, progress=not cfg.run.quiet,
-                                       kv_layout=cfg.model.kv_layout)
+    rollouts = lm.generate_rollouts(prompts, plan.max_budget, plan.sampling, seeds, size,
+                                    on_batch=persist, progress=not cfg.run.quiet)
     stats["generation_s"] = round(time.perf_counter() - started, 3)
     stats["generated_tokens"] = sum(len(r.token_ids) for r in rollouts)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9), 1)

@@ -1,10 +1,9 @@
 """The vLLM engine (``--engine vllm``): the HF engine's rollouts, forced answers and candidate
-scores, decoded by vLLM (paged KV cache, continuous batching, prefix caching).
+scores, decoded by vLLM in this process (paged KV cache, continuous batching, prefix caching).
 
-``load_vllm`` returns a ``VllmModel``; the engine's own functions (``generate_rollouts``,
-``branch_answers``, ``branch_scores``) hand such a model to its methods (``engine.external``), so
-the study calls the same functions whichever engine runs. vLLM is imported only inside
-``load_vllm``: the HF path and the demo never import it.
+``load`` (the registry's loader) returns a ``VllmModel``, an ``engine.base.Engine``. vLLM (and
+torch) are imported only when a model is loaded: the config reads ``VllmSettings`` at start-up,
+and the HF path and the demo never import vLLM.
 
 What is the same and what is not:
 
@@ -13,17 +12,17 @@ What is the same and what is not:
 - Sampling is reproducible (every request carries its row's seed, ``engine.settings.row_seed``,
   so a rollout depends on neither batch nor neighbours) but draws other tokens than the HF
   engine's counter-based noise: compare sampled runs across engines statistically.
+- Per-row budgets (force-continue's round trips) are each request's own ``max_tokens``.
 - Forced answers: one greedy request per branch (prompt + rollout prefix + cue); prefix caching
   shares the encoded prompt and rollout between a row's budgets.
-- Candidate scores: teacher-forced, from vLLM's prompt log-probabilities (log-softmax of the raw
-  logits, as the HF engine computes them).
-- Refused (``ModelLoadError``, the HF engine runs them): logits hooks (force-continue's per-row
-  budget), power sampling (it needs each proposal's exact log-probabilities), and anything that
-  needs hidden states (depth truncation, the logit lens).
+- Candidate scores: teacher-forced, one token per request (see ``branch_scores``).
+- Not run (``engine.base`` lists the capabilities): power sampling (it needs each proposal's
+  exact log-probabilities) and anything that needs hidden states (depth, the logit lens).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -31,23 +30,20 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-import torch
-
-from engine.branching import Branch, BranchAnswer
-from engine.decode import Rollout
-from engine.external import ExternalModel
-from engine.hub import cache_only
-from engine.loading import (
-    eos_token_ids,
-    estimate_params_b,
-    load_tokenizer,
-    model_location,
-    pick_device,
-    resolve_precision,
+from engine.base import (
+    BatchCallback,
+    Branch,
+    BranchAnswer,
+    Engine,
+    LoadRequest,
+    Rollout,
+    check_engine,
+    checked_branches,
+    per_row,
+    progress_bar,
 )
-from engine.sampling import SamplingConfig
-from engine.scheduler import CPU_AUTO_BATCH, MAX_AUTO_BATCH, BatchCallback, progress_bar
-from engine.settings import ModelLoadError, check_engine, check_supports, resolve_model
+from engine.hub import cache_only
+from engine.settings import ModelLoadError, SamplingConfig, knob, resolve_model
 
 log = logging.getLogger("saturation")
 
@@ -64,26 +60,40 @@ PROMPT_MARGIN = 2048
 
 @dataclass(frozen=True)
 class VllmSettings:
-    """vLLM's memory and parallelism knobs (their defaults and reasons live in config.py)."""
+    """vLLM's memory and parallelism knobs (config section ``vllm``)."""
 
-    gpu_memory_utilization: float = 0.9
-    max_model_len: int | None = None  # None: the longest request plus a prompt margin
-    cpu_kv_space_gib: float = 4.0
-    tensor_parallel_size: int = 1
+    # 0.9 is vLLM's own default: weights + KV cache may take 90 % of the GPU.
+    gpu_memory_utilization: float = knob(0.9, flag="--gpu-memory-utilization",
+                                         help="vllm: share of GPU memory for weights and KV "
+                                         "cache")
+    # None: the run's largest budget + the answer tokens + a 2048-token prompt margin, capped
+    # by the model's limit (a model's own 32k default would reserve far more KV cache).
+    max_model_len: int | None = knob(None, flag="--max-model-len",
+                                     help="vllm: longest prompt + generation (default: largest "
+                                     "budget + answer tokens + 2048, capped by the model)")
+    # vLLM's CPU backend allocates its KV cache up front (VLLM_CPU_KVCACHE_SPACE, used only
+    # when that variable is unset); 4 GiB holds ~90k SmolLM2 tokens in fp32.
+    cpu_kv_space_gib: float = knob(4.0, flag="--cpu-kv-space-gib",
+                                   help="vllm on CPU: KV cache size in GiB (when "
+                                   "VLLM_CPU_KVCACHE_SPACE is unset)")
+    # GPUs one vLLM engine spreads a model over; 1 = one GPU per engine (shards scale out).
+    tensor_parallel_size: int = knob(1, flag="--tensor-parallel-size",
+                                     help="vllm: GPUs one engine splits the model over")
 
 
 @dataclass(eq=False)
-class VllmModel(ExternalModel):
-    """A model loaded into a vLLM engine; the attributes the study reads match ``LoadedModel``'s."""
+class VllmModel(Engine):
+    """A model loaded into a vLLM engine, prompted with the project's own tokenizer's ids."""
 
     llm: Any  # vllm.LLM
-    tokenizer: object  # the project's tokenizer (same chat prompts as the HF engine)
-    device: torch.device
+    tokenizer: Any  # the project's tokenizer (same chat prompts as the HF engine)
+    device_type: str  # "cuda" or "cpu"
     precision: str
-    name: str
+    model_name: str
     eos_ids: tuple[int, ...]
     max_model_len: int
-    engine = "vllm"
+    chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
+    name = "vllm"
 
     @property
     def pad_id(self) -> int:
@@ -92,35 +102,37 @@ class VllmModel(ExternalModel):
 
     def describe(self) -> str:
         """One line for provenance, like ``loading.device_description`` plus the engine."""
-        if self.device.type == "cuda":
+        if self.device_type == "cuda":
             return f"cuda ({self.precision}, vllm)"
         return f"cpu ({os.cpu_count()} cores, {self.precision}, vllm)"
 
     def auto_batch_size(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> int:
         # the HF scheduler's bounds: vLLM sizes its own batches, this only sets the chunks
-        cap = CPU_AUTO_BATCH if self.device.type != "cuda" else MAX_AUTO_BATCH
+        from engine.hf.scheduler import CPU_AUTO_BATCH, MAX_AUTO_BATCH
+
+        cap = CPU_AUTO_BATCH if self.device_type != "cuda" else MAX_AUTO_BATCH
         return max(1, min(len(prompts), cap))
 
     # ------------------------------------------------------------ the engine's functions
 
-    def generate_rollouts(self, prompts: Sequence[Sequence[int]], max_new_tokens: int,
-                          sampling: SamplingConfig, seeds: Sequence[int], batch_size: int,
-                          on_batch: BatchCallback | None = None, progress: bool = True,
-                          logits_hook: Any = None) -> list[Rollout]:
-        """``scheduler.generate_rollouts`` on vLLM: one request per prompt, its own seed."""
-        if logits_hook is not None:
-            check_supports("vllm", "force-continue")
+    def generate_rollouts(self, prompts: Sequence[Sequence[int]],
+                          max_new_tokens: int | Sequence[int], sampling: SamplingConfig,
+                          seeds: Sequence[int], batch_size: int = 0,
+                          on_batch: BatchCallback | None = None,
+                          progress: bool = True) -> list[Rollout]:
+        """Rollouts on vLLM: one request per prompt, with its own seed and budget."""
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt is required")
-        if max_new_tokens <= 0:
+        budgets = per_row(max_new_tokens, len(prompts))
+        if max(budgets, default=0) <= 0:
             return [Rollout((), False) for _ in prompts]
-        self._check_fits([len(p) for p in prompts], max_new_tokens)
+        self._check_fits([len(p) + b for p, b in zip(prompts, budgets)], 0)
         chunk = max(1, batch_size if batch_size > 0 else 16) * CHUNK_FACTOR
         bar = progress_bar(len(prompts), progress)
         results: list[Rollout] = []
         for start in range(0, len(prompts), chunk):
             indices = list(range(start, min(start + chunk, len(prompts))))
-            params = [self._params(sampling, max_new_tokens, seeds[i]) for i in indices]
+            params = [self._params(sampling, budgets[i], seeds[i]) for i in indices]
             outs = self._generate([prompts[i] for i in indices], params)
             group = [_rollout(out, self.eos_ids) for out in outs]
             results += group
@@ -139,7 +151,7 @@ class VllmModel(ExternalModel):
         if not cue_ids:
             raise ValueError("the cue must have at least one token")
         prompts = [list(sequences[b.row][:b.prefix_len]) + list(cue_ids)
-                   for b in _checked(sequences, branches)]
+                   for b in checked_branches(sequences, branches)]
         self._check_fits([len(p) for p in prompts], answer_tokens)
         greedy = SamplingConfig()
         outs = self._chunked(prompts, [self._params(greedy, answer_tokens, 0)] * len(prompts),
@@ -169,7 +181,7 @@ class VllmModel(ExternalModel):
         pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
         if any(len(candidates[k][c]) == 0 for k, c in pairs):
             raise ValueError("every candidate needs at least one token")
-        checked = _checked(sequences, branches)
+        checked = checked_branches(sequences, branches)
         heads = {k: list(sequences[checked[k].row][:checked[k].prefix_len]) + list(cue_ids)
                  for k in range(len(candidates))}
         steps = [(k, c, j) for k, c in pairs for j in range(len(candidates[k][c]))]
@@ -225,12 +237,6 @@ class VllmModel(ExternalModel):
                                  "raise --max-model-len")
 
 
-def _checked(sequences: Sequence[Sequence[int]], branches: Sequence[Branch]) -> list[Branch]:
-    if any(not 0 < b.prefix_len <= len(sequences[b.row]) for b in branches):
-        raise ValueError("a branch's prefix must be 1..len(sequence) tokens")
-    return list(branches)
-
-
 def _rollout(out: Any, eos_ids: Sequence[int]) -> Rollout:
     # vLLM keeps the stop token (EOS) in token_ids, as HF generation does
     ids = tuple(int(t) for t in out.outputs[0].token_ids)
@@ -244,7 +250,7 @@ def _rollout(out: Any, eos_ids: Sequence[int]) -> Rollout:
 _LAST_LOADED: dict[tuple, VllmModel] = {}
 
 
-def vllm_dtype(precision: str, device: torch.device) -> dict:
+def vllm_dtype(precision: str, device: Any) -> dict:
     """``vllm.LLM`` arguments for a resolved precision (nf4 via bitsandbytes, CUDA only)."""
     if precision == "fp32":
         return {"dtype": "float32"}
@@ -259,6 +265,15 @@ def vllm_dtype(precision: str, device: torch.device) -> dict:
     raise ModelLoadError("--precision int8 is not available with --engine vllm (its "
                          "bitsandbytes loading is 4-bit); use --precision nf4 or bf16, or "
                          "--engine hf")
+
+
+def load(request: LoadRequest, settings: VllmSettings | None = None) -> VllmModel:
+    """The registry's loader: ``load_vllm`` for a ``LoadRequest`` and the ``vllm`` section."""
+    lm = load_vllm(request.model, request.precision, request.data_dir, request.device,
+                   settings or VllmSettings(), request.longest_generation, request.local_only)
+    if request.chat_template_kwargs == lm.chat_template_kwargs:
+        return lm
+    return dataclasses.replace(lm, chat_template_kwargs=request.chat_template_kwargs)
 
 
 def load_vllm(model: str, precision: str, data_dir, device: str | None = None,
@@ -284,6 +299,15 @@ def load_vllm(model: str, precision: str, data_dir, device: str | None = None,
 
 def _load(model: str, precision: str, data_dir, device: str | None, settings: VllmSettings,
           longest_generation: int | None, local_only: bool | None) -> VllmModel:
+    from engine.loading import (
+        eos_token_ids,
+        estimate_params_b,
+        load_tokenizer,
+        model_location,
+        pick_device,
+        resolve_precision,
+    )
+
     spec = resolve_model(model)
     location = model_location(spec, data_dir)
     if local_only is None:
@@ -327,7 +351,7 @@ def _load(model: str, precision: str, data_dir, device: str | None, settings: Vl
     except OSError:
         generation = None
     eos = eos_token_ids(SimpleNamespace(generation_config=generation), tokenizer)
-    return VllmModel(llm, tokenizer, dev, resolved, model, eos,
+    return VllmModel(llm, tokenizer, dev.type, resolved, model, eos,
                      int(llm.llm_engine.model_config.max_model_len))
 
 
@@ -338,5 +362,5 @@ def shutdown_vllm(lm: VllmModel) -> None:
     if core is not None:
         core.shutdown()
     for key, value in list(_LAST_LOADED.items()):
-        if value is lm:
+        if value.llm is lm.llm:
             del _LAST_LOADED[key]

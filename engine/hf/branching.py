@@ -5,7 +5,7 @@ of one rollout, the sequence (prompt + rollout) is encoded ONCE, in one forward 
 branch then starts from a copy of that KV cache cropped to its own prefix, is fed the cue
 (teacher-forced) and decodes a few greedy tokens. Branches of any rows are batched together:
 each branch's cropped keys are right-aligned in a shared cache and a per-row attention mask and
-per-row position ids hide the padding (the same scheme as ``engine.batching``), so where a branch
+per-row position ids hide the padding (the same scheme as ``engine.hf.batching``), so where a branch
 sits in the batch does not change what it computes (up to float rounding).
 
 ``branch_scores`` uses the same branches to score given continuations: the summed
@@ -18,33 +18,19 @@ Nothing here knows a dataset or a budget: callers pass token ids and prefix leng
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from engine.batching import cache_argument_name, plain_layers
-from engine.external import ExternalModel
-from engine.loading import LoadedModel, ModelLoadError
-from engine.scheduler import progress_bar
+from engine.base import Branch, BranchAnswer, progress_bar
+from engine.hf.batching import cache_argument_name, plain_layers
+from engine.settings import ModelLoadError
+
+if TYPE_CHECKING:
+    from engine.hf.model import HFEngine
 
 # Markers that close a reasoning section in chat templates that have one (Qwen3, DeepSeek-R1).
 THINKING_END_MARKERS = ("</think>",)
-
-
-@dataclass(frozen=True)
-class Branch:
-    """Keep the first ``prefix_len`` tokens of ``sequences[row]``, then continue from there."""
-
-    row: int
-    prefix_len: int
-
-
-@dataclass(frozen=True)
-class BranchAnswer:
-    """Greedy tokens after the cue (EOS included when produced) and whether EOS ended them."""
-
-    token_ids: tuple[int, ...]
-    eos: bool
 
 
 def thinking_end_marker(tokenizer) -> str | None:
@@ -54,14 +40,11 @@ def thinking_end_marker(tokenizer) -> str | None:
 
 
 @torch.no_grad()
-def branch_answers(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
+def branch_answers(lm: HFEngine, sequences: Sequence[Sequence[int]],
                    branches: Sequence[Branch], cue_ids: Sequence[int], answer_tokens: int,
                    batch_size: int = 16, progress: bool = False) -> list[BranchAnswer]:
     """For each branch: ``sequences[row][:prefix_len] + cue_ids``, then up to ``answer_tokens``
     greedy tokens (stopping at EOS). Each sequence is encoded once, to its longest branch."""
-    if isinstance(lm, ExternalModel):  # vLLM: one request per branch, prefixes cached
-        return lm.branch_answers(sequences, branches, cue_ids, answer_tokens, batch_size,
-                                 progress)
     if not cue_ids:
         raise ValueError("the cue must have at least one token")
     out: list[BranchAnswer | None] = [None] * len(branches)
@@ -91,14 +74,12 @@ def branch_answers(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence
 
 
 @torch.no_grad()
-def branch_scores(lm: LoadedModel | ExternalModel, sequences: Sequence[Sequence[int]],
+def branch_scores(lm: HFEngine, sequences: Sequence[Sequence[int]],
                   branches: Sequence[Branch], cue_ids: Sequence[int],
                   candidates: Sequence[Sequence[Sequence[int]]],
                   batch_size: int = 16, progress: bool = False) -> list[list[float]]:
     """Summed log-probability (natural log) of each candidate continuation after each branch's
     prefix + cue, teacher-forced: ``candidates[k]`` are branch k's candidates (token ids)."""
-    if isinstance(lm, ExternalModel):  # vLLM: prompt log-probabilities of each candidate
-        return lm.branch_scores(sequences, branches, cue_ids, candidates, batch_size, progress)
     pairs = [(k, c) for k, cands in enumerate(candidates) for c in range(len(cands))]
     scores: list[list[float]] = [[0.0] * len(c) for c in candidates]
     if any(len(candidates[k][c]) == 0 for k, c in pairs):
@@ -161,7 +142,7 @@ def _groups(sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
     return groups + ([current] if current else [])
 
 
-def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]], rows: set[int],
+def _encode_rows(lm: HFEngine, sequences: Sequence[Sequence[int]], rows: set[int],
                  longest: dict[int, int], previous: dict[int, list[tuple[torch.Tensor, ...]]],
                  ) -> dict[int, list[tuple[torch.Tensor, ...]]]:
     """These rows encoded up to ``longest[row]``, their longest branch over every group: per
@@ -194,7 +175,7 @@ def _longest_prefix(branches: Sequence[Branch]) -> dict[int, int]:
     return longest
 
 
-def _branch_cache(lm: LoadedModel, encoded: dict[int, list[tuple[torch.Tensor, ...]]],
+def _branch_cache(lm: HFEngine, encoded: dict[int, list[tuple[torch.Tensor, ...]]],
                   branches: Sequence[Branch]):
     """A batch cache holding each branch's cropped prefix, right-aligned: (cache, mask, next
     positions)."""
@@ -219,7 +200,7 @@ def _branch_cache(lm: LoadedModel, encoded: dict[int, list[tuple[torch.Tensor, .
     return cache, mask, positions
 
 
-def _forward(lm: LoadedModel, cache, mask: torch.Tensor, positions: torch.Tensor,
+def _forward(lm: HFEngine, cache, mask: torch.Tensor, positions: torch.Tensor,
              ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Feed ``ids`` [rows, n] after the cache; returns (logits [rows, n, vocab], mask, next
     positions)."""

@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
-from engine import batching
-from engine.decode import KVPlan, LogitsHook, Rollout, RowFeed, decode_batch
-from engine.external import ExternalModel
-from engine.loading import LoadedModel
-from engine.sampling import SamplingConfig
+from engine.base import BatchCallback, progress_bar
+from engine.hf import batching
+from engine.hf.decode import KVPlan, LogitsHook, Rollout, RowFeed, decode_batch
+from engine.hf.sampling import SamplingConfig
+
+if TYPE_CHECKING:
+    from engine.hf.model import HFEngine
 
 log = logging.getLogger("saturation")
 
-# on_batch(indices into the prompts, their rollouts), called as groups of rows finish
-BatchCallback = Callable[[list[int], list[Rollout]], None]
 # Batch size chosen when none is given: on CPU larger batches stop paying off early (measured
 # with bench/); on CUDA the batch fills free memory up to this many rows.
 CPU_AUTO_BATCH = 16
@@ -33,7 +34,7 @@ MAX_AUTO_BATCH = 256
 _SAMPLING_BYTES_PER_LOGIT = 64
 
 
-def generate_rollouts(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
+def generate_rollouts(lm: HFEngine, prompts: Sequence[Sequence[int]],
                       max_new_tokens: int, sampling: SamplingConfig, seeds: Sequence[int],
                       batch_size: int, on_batch: BatchCallback | None = None, progress: bool = True,
                       logits_hook: LogitsHook | None = None,
@@ -47,10 +48,6 @@ def generate_rollouts(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequenc
     halved and the unfinished rows are retried. ``logits_hook`` sees indices into ``prompts``
     as row ids. ``kv_layout`` is one of ``decode.KV_LAYOUTS``.
     """
-    if isinstance(lm, ExternalModel):  # vLLM: the same rollouts from its own scheduler
-        return lm.generate_rollouts(prompts, max_new_tokens, sampling, seeds, batch_size,
-                                    on_batch=on_batch, progress=progress,
-                                    logits_hook=logits_hook)
     if len(prompts) != len(seeds):
         raise ValueError("one seed per prompt is required")
     plan = KVPlan(lm, kv_layout)  # one plan per run: a failed compile is not retried
@@ -82,12 +79,10 @@ def generate_rollouts(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequenc
     return sink.close()
 
 
-def auto_batch_size(lm: LoadedModel | ExternalModel, prompts: Sequence[Sequence[int]],
+def auto_batch_size(lm: HFEngine, prompts: Sequence[Sequence[int]],
                     max_new_tokens: int) -> int:
     """Rows to decode together: what fits in 85 % of free GPU memory (KV cache, sampling,
     the first prefill), at most ``MAX_AUTO_BATCH``; ``CPU_AUTO_BATCH`` on CPU."""
-    if isinstance(lm, ExternalModel):
-        return lm.auto_batch_size(prompts, max_new_tokens)
     count = max(1, len(prompts))
     if lm.device.type != "cuda":
         return min(count, CPU_AUTO_BATCH)
@@ -136,12 +131,3 @@ class _RolloutSink:
         if self.bar is not None:
             self.bar.close()
         return [r for r in self.results if r is not None]
-
-
-def progress_bar(total: int, enabled: bool, desc: str = "generating", unit: str = "rollout"):
-    """A tqdm bar on stderr, or None when disabled or there is nothing to do."""
-    if not enabled or total == 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)

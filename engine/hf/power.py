@@ -17,7 +17,7 @@ proposed token is counted (``tokens_proposed``): that is what the method costs. 
 the keys and values of its current sequence, so a proposal from position i starts from that
 cache cropped to i and feeds only its new tokens (nothing is encoded twice).
 
-Randomness is counter-based like ``engine.sampling``: segment c of a chain (c counts the block
+Randomness is counter-based like ``engine.hf.sampling``: segment c of a chain (c counts the block
 extensions and proposals) samples with row seed ``row_states(chain seed, c)``, and the position
 and acceptance draws are hashes of (chain seed, c). A chain therefore depends on neither the
 batch it runs in nor its neighbours (up to float rounding of padded matmuls), and the same
@@ -29,20 +29,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from engine import batching
-from engine.external import ExternalModel
-from engine.loading import LoadedModel
-from engine.sampling import (
+from engine.hf import batching
+from engine.hf.sampling import (
     SamplingConfig,
     choose_next_tokens,
     hash_tokens,
     row_states,
     token_noise,
 )
-from engine.settings import check_supports
+
+if TYPE_CHECKING:
+    from engine.hf.model import HFEngine
 
 # Salts of the two uniform draws of an MH step (negative: never a token id's hash input).
 _POSITION_SALT, _ACCEPT_SALT = -1, -2
@@ -108,7 +109,7 @@ PowerCallback = Callable[[list[int], list[PowerRollout]], None]
 
 def uniform_draws(seeds: torch.Tensor, counter: int, salt: int) -> torch.Tensor:
     """One uniform in (0, 1) per chain for (seed, counter, salt): the Gumbel noise of
-    ``engine.sampling`` mapped back through its CDF, so it is the same hash family."""
+    ``engine.hf.sampling`` mapped back through its CDF, so it is the same hash family."""
     states = row_states(seeds, counter)
     gumbel = token_noise(states, hash_tokens(torch.tensor(salt, device=seeds.device)))
     return torch.exp(-torch.exp(-gumbel))
@@ -122,7 +123,7 @@ def _crop(kv: RowKV, columns: int) -> RowKV:
 
 def _row_kv(cache, mask: torch.Tensor, row: int) -> RowKV:
     """One row's keys and values (its unmasked columns) out of a batch cache."""
-    # A row's columns are one run ending at the last column (``engine.batching``); a copy, so
+    # A row's columns are one run ending at the last column (``engine.hf.batching``); a copy, so
     # the batch's cache is freed once the batch is done.
     count = int(mask[row].sum())
     if not count:
@@ -131,7 +132,7 @@ def _row_kv(cache, mask: torch.Tensor, row: int) -> RowKV:
              layer.values[row:row + 1, :, -count:].clone()) for layer in cache.layers]
 
 
-def prompt_kv(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
+def prompt_kv(lm: HFEngine, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
     """Keys and values of each prompt but its last token (one batched prefill)."""
     heads = [list(p[:-1]) for p in prompts]
     out: list[RowKV] = [None] * len(prompts)
@@ -143,7 +144,7 @@ def prompt_kv(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
     return out
 
 
-def _seeded_batch(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+def _seeded_batch(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
                   seeds: Sequence[int], max_new_tokens: int) -> batching.GrowingBatch:
     """A running batch whose rows hold ``kvs`` (keys/values of start[:-1]) and are about to be
     fed their start's last token: no prefix is encoded again."""
@@ -179,7 +180,7 @@ def _seeded_batch(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequenc
 
 
 @torch.no_grad()
-def continue_from(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+def continue_from(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
                   limits: Sequence[int], seeds: Sequence[int], alpha: float) -> list[Segment]:
     """Sample each start's continuation from q (temperature 1/alpha) for up to ``limits[i]``
     tokens or EOS, in one batch; ``kvs[i]`` holds the keys/values of ``starts[i][:-1]``."""
@@ -220,13 +221,13 @@ def continue_from(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequenc
         logits = batch.decode_step()
 
 
-def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: Sequence[int],
+def sample_segments(lm: HFEngine, prompts: Sequence[Sequence[int]], limits: Sequence[int],
                     seeds: Sequence[int], alpha: float) -> list[Segment]:
     """``continue_from`` fresh prompts (their keys and values computed here)."""
     return continue_from(lm, prompts, prompt_kv(lm, prompts), limits, seeds, alpha)
 
 
-def _run_chains(lm: LoadedModel, chains: list[_Chain], max_new_tokens: int,
+def _run_chains(lm: HFEngine, chains: list[_Chain], max_new_tokens: int,
                 settings: PowerSettings) -> None:
     """Advance a group of chains in lockstep through every block and MH step."""
     seeds = torch.tensor([c.seed for c in chains], dtype=torch.long, device=lm.device)
@@ -254,7 +255,7 @@ def _run_chains(lm: LoadedModel, chains: list[_Chain], max_new_tokens: int,
             counter += 1
 
 
-def _segments(lm: LoadedModel, chains: list[_Chain], starts: list[int], limits: list[int],
+def _segments(lm: HFEngine, chains: list[_Chain], starts: list[int], limits: list[int],
               seeds: torch.Tensor, counter: int, alpha: float) -> list[Segment]:
     """Continue each chain from its first ``starts[i]`` tokens for up to ``limits[i]`` tokens
     (segment ``counter``), reusing the chain's keys and values of that prefix."""
@@ -264,7 +265,7 @@ def _segments(lm: LoadedModel, chains: list[_Chain], starts: list[int], limits: 
     return continue_from(lm, prefixes, kvs, limits, segment_seeds, alpha)
 
 
-def _mh_step(lm: LoadedModel, chains: list[_Chain], seeds: torch.Tensor, counter: int,
+def _mh_step(lm: HFEngine, chains: list[_Chain], seeds: torch.Tensor, counter: int,
              end: int, alpha: float) -> None:
     """One Metropolis–Hastings step of every chain: propose a new suffix, accept or keep."""
     lengths = [len(c.tokens) for c in chains]
@@ -287,7 +288,7 @@ def _mh_step(lm: LoadedModel, chains: list[_Chain], seeds: torch.Tensor, counter
             chain.accepted += 1
 
 
-def power_sample(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+def power_sample(lm: HFEngine, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                  settings: PowerSettings, seeds: Sequence[int], batch_size: int,
                  on_batch: PowerCallback | None = None) -> list[PowerRollout]:
     """One power-sampling chain per prompt, up to ``max_new_tokens``; in input order.
@@ -296,9 +297,6 @@ def power_sample(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_toke
     ``on_batch(indices, rollouts)`` receives each group as it finishes, so a caller can
     persist progress.
     """
-    if isinstance(lm, ExternalModel):  # why: engine.settings.UNSUPPORTED
-        check_supports(lm.engine, "power")
-        raise lm.unsupported("power sampling")
     if len(prompts) != len(seeds):
         raise ValueError("one seed per prompt is required")
     if settings.alpha <= 0 or settings.blocks < 1 or settings.mcmc_steps < 0:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from engine.batching import left_padded
-from engine.depth import decoder_parts
-from engine.external import ExternalModel
-from engine.loading import LoadedModel
+from engine.hf.batching import left_padded
+from engine.hf.depth import decoder_parts
+
+if TYPE_CHECKING:
+    from engine.hf.model import HFEngine
 
 CHUNK_TOKENS = 256  # positions per full-vocabulary logits block (256 x 152k fp32 = 155 MB)
 
@@ -44,7 +46,7 @@ def _kl_rows(final_logp: torch.Tensor, layer_logits: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def logit_lens_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]],
+def logit_lens_kl(lm: HFEngine, prompts: Sequence[Sequence[int]],
                   generated: Sequence[Sequence[int]], batch_size: int = 4,
                   chunk_tokens: int = CHUNK_TOKENS) -> list[LensKL]:
     """KL(final || layer) per layer and generated token for each (prompt, generated) pair.
@@ -52,8 +54,6 @@ def logit_lens_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]],
     The model reads ``prompt + generated[:-1]``; position t's distribution is compared for every
     generated token it predicts. Rows are batched with left padding (``batch_size`` at a time).
     """
-    if isinstance(lm, ExternalModel):  # needs every layer's hidden states
-        raise lm.unsupported("the logit lens")
     if any(len(g) == 0 for g in generated):
         raise ValueError("every sequence needs at least one generated token")
     layers, norm, head = decoder_parts(lm.model)
