@@ -124,8 +124,8 @@
     var list = document.getElementById("list");
     list.textContent = "";
     var head = el("tr", {}, el("th", {text: "problem"}), el("th", {text: "gold"}),
-                  el("th", {title: "one cell per budget, smallest first: green right, red wrong",
-                            text: "verdict at " + data.budgets.join(" · ")}),
+                  el("th", {title: "one cell per budget (" + data.budgets.join(", ") + " tokens): green right, red wrong",
+                            text: "verdict " + data.budgets[0] + "→" + data.budgets[data.budgets.length - 1]}),
                   el("th", {title: "breakthroughness (study.analysis.emergence)", text: "emergence"}),
                   el("th", {text: "tags"}));
     var body = el("tbody");
