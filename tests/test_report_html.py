@@ -330,3 +330,18 @@ def _config(made, root):
                                   "paths.annotations_dir": made.annotations,
                                   "paths.figures_dir": root / "figures",
                                   "figures.formats": ("png",)})
+
+
+def test_a_problem_missing_from_a_record_file_is_left_out_and_named(study, tmp_path):
+    import shutil
+
+    from study.results import load_results
+
+    results = tmp_path / "results"
+    shutil.copytree(study.results, results)
+    path = store.phase1_record_path(results, MODEL, BUDGETS[-1])
+    records = store.read_records(path)
+    store.write_json(path, [r for r in records if r["problem_id"] != "gsm8k-0007"])
+    data = html_data.page_data(load_results(results, MODEL, MODEL), study.annotations)
+    assert len(data["problems"]) == N - 1
+    assert data["notes"] == ["gsm8k-0007: not in every budget's record file; left out"]

@@ -199,6 +199,9 @@ def page_data(results: StudyResults, annotations_dir: Path | None) -> dict[str, 
         notes.append(f"phase-1b samples not shown: {exc}")
     problems = []
     for pid, score in zip(ids, scores):
+        if any(pid not in first[b] for b in budgets):  # a hand-edited or partial record file
+            notes.append(f"{pid}: not in every budget's record file; left out")
+            continue
         rows = [first[b][pid] for b in budgets]
         entry = {"id": pid, "q": rows[-1]["question"], "gold": str(rows[-1]["ground_truth"]),
                  "b": round(score["breakthroughness"], 4), **rollout(rows, cue)}

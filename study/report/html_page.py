@@ -43,7 +43,7 @@ def figure_uri(png: Path) -> str:
             (max(1, image.width // SCREEN_SCALE), max(1, image.height // SCREEN_SCALE)),
             Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    small.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG",
+    small.quantize(colors=PALETTE, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG",
                                                                          optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
