@@ -6,8 +6,10 @@ Draws every figure of ``study.figures.catalog.FIGURES`` whose phase has run (fig
 with every model's phase-1 results overlaid, fig1b stochastic check, fig2 error types, fig3 cliff
 detail, fig4 solution structure, fig5 verification and accuracy) as PNG (300 DPI) and PDF in
 the figures folder; a figure whose phase has not run is skipped with a line naming the command
-that produces it. Then writes results/report_{model}.md (``study.report.markdown``). Exit codes: 0
-done (even with skipped figures), 2 no phase-1 results or a bad flag.
+that produces it. Then writes results/report_{model}.md (``study.report.markdown``) and
+results/report_{model}.html (``study.report.html_page``): the same report with every figure
+embedded and a browser of every problem's rollout, one self-contained file to open in a browser.
+Exit codes: 0 done (even with skipped figures), 2 no phase-1 results or a bad flag.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from config import StudyConfig
 from study.cli import config_parser, run_command
 from study.errors import ResultsError
 from study.figures.catalog import render_all
+from study.report.html_page import write_html
 from study.report.markdown import write_report
 from study.results import StudyResults, load_results, read_summary, tags_with
 from study.schema import Phase1Summary
@@ -45,8 +48,9 @@ def overlay(cfg: StudyConfig, results: StudyResults) -> list[Phase1Summary]:
 
 
 def run(cfg: StudyConfig) -> dict[str, Any]:
-    """Draw the figures and write the report; returns ``{"figures": {stem: [paths]},
-    "skipped": [lines], "report": path}``. ResultsError when phase 1 has no results."""
+    """Draw the figures and write the reports; returns ``{"figures": {stem: [paths]},
+    "skipped": [lines], "report": path, "html": path}``. ResultsError when phase 1 has no
+    results."""
     results = load_results(cfg.paths.results_dir, cfg.model.name, cfg.model_tag,
                            cfg.run_flags, cfg.run_variant)
     if results.phase1 is None:
@@ -60,14 +64,16 @@ def run(cfg: StudyConfig) -> dict[str, Any]:
         print(f"skipped {line}")
     report = write_report(results, saved, skipped)
     print(f"wrote {report}")
+    page = write_html(results, saved, skipped, cfg.paths.annotations_dir)
+    print(f"wrote {page}")
     return {"figures": {fig.stem: list(fig.paths) for fig in saved}, "skipped": skipped,
-            "report": report}
+            "report": report, "html": page}
 
 
 PARSER = config_parser("visualize.py", __doc__, own="figures",
                        show=["model.name", "model.num_layers", "forcing.budget_mode",
-                             "generation.decoding", "paths.results_dir", "paths.figures_dir",
-                             "figures"])
+                             "generation.decoding", "paths.results_dir", "paths.annotations_dir",
+                             "paths.figures_dir", "figures"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,3 +43,52 @@ def test_demo_runs_every_later_phase(hf_demo):
     assert f"fig1_saturation_curve_{MODEL}.png" in figures
     assert (results / f"report_{MODEL}.md").exists()
     json.dumps(cliff)  # the summary is plain JSON
+
+
+def test_demo_html_report_is_small_and_marks_budgets_at_token_offsets(hf_demo, smol_tokenizer):
+    """The page's budget marks against the rollout log's token ids decoded as the engine does."""
+    import importlib.util
+    import os
+    import re
+
+    import utils
+
+    page = hf_demo["results"] / f"report_{MODEL}.html"
+    assert page.stat().st_size < 2_000_000
+    blob = re.search(r'id="study-data">(.*?)</script>', page.read_text(), re.DOTALL).group(1)
+    data = json.loads(blob)
+    budgets = data["budgets"]
+    assert len(data["problems"]) == DEMO.data.num_samples
+    lines = store.rollouts_path(hf_demo["results"], "phase1", MODEL).read_text().splitlines()
+    ids = {row["problem_id"]: row["token_ids"] for row in map(json.loads, lines[1:])}
+    exact = 0
+    for problem in data["problems"]:
+        full = utils.decode_text(smol_tokenizer, ids[problem["id"]][:budgets[-1]])
+        assert "".join(s[0] for s in problem["roll"]) == full
+        for k, budget in enumerate(budgets):
+            before = "".join(s[0] for s in problem["roll"] if s[1] <= k)
+            decoded = utils.decode_text(smol_tokenizer, ids[problem["id"]][:budget])
+            # Exact, unless the prefix ends inside a character (then the mark sits before it).
+            assert before == os.path.commonprefix([decoded, full])
+            exact += before == decoded
+    assert exact >= 0.95 * len(budgets) * len(data["problems"])
+
+    spec = importlib.util.spec_from_file_location(
+        "screenshot_html", DEMO_CONFIG.parent.parent / "scripts" / "screenshot_html.py")
+    shots = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shots)
+    if shots.chromium() is None:
+        pytest.skip("no chromium (scripts/setup.sh installs it with apt-get as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = shots.launch(playwright)
+        errors: list[str] = []
+        tab = browser.new_page(viewport=shots.VIEWPORT)
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        tab.goto(page.resolve().as_uri())
+        tab.wait_for_selector("html[data-ready]")
+        assert tab.locator("tr.problem").count() == len(data["problems"]) and errors == []
+        shots.screenshot(tab, hf_demo["results"] / "report_html.png")
+        browser.close()

@@ -358,6 +358,10 @@ def test_main_writes_every_figure_as_png_and_pdf(rendered):
     # 300 DPI: a 3.6-inch-wide figure is 1080 pixels wide.
     assert imread(figs / f"fig1_saturation_curve_{MODEL}.png").shape[1] == 1080
     assert (results / f"report_{MODEL}.md").exists()
+    # No record files in these fixtures: the page is still written, and says why it has no
+    # problem browser (tests/test_report_html.py checks the browser itself).
+    page = (results / f"report_{MODEL}.html").read_text()
+    assert "no problem browser" in page and "phase1_main_smollm2-135m_budget32.json" in page
 
 
 def test_run_returns_and_prints_what_it_wrote(dirs, capsys):
@@ -368,8 +372,9 @@ def test_run_returns_and_prints_what_it_wrote(dirs, capsys):
     assert list(out["figures"]) == [f"{stem}_{MODEL}" for stem in STEMS] and out["skipped"] == []
     assert out["figures"][f"fig1b_stochastic_{MODEL}"] == [figs / f"fig1b_stochastic_{MODEL}.png"]
     assert printed[1:] == [f"wrote {paths[0]}" for paths in out["figures"].values()] + [
-        f"wrote {out['report']}"]
+        f"wrote {out['report']}", f"wrote {out['html']}"]
     assert out["report"] == results / f"report_{MODEL}.md"
+    assert out["html"] == results / f"report_{MODEL}.html"
 
 
 def test_format_flag_limits_the_files(dirs):
