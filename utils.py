@@ -17,6 +17,9 @@ grader or study config: callers hand it token-id prompts and get back rollouts.
 - ``engine.vllm_engine``: the vLLM engine (``--engine vllm``, ``load_vllm``): the functions
   here hand a ``VllmModel`` to its own methods (``engine.external``), so callers do not care
   which engine loaded the model; vLLM is imported only when such a model is loaded.
+- ``engine.thinking`` (torch-free): a tokenizer's thinking markers (``detect_markers``), their
+  ids (``marker_ids``, ``single_token_id``) and where thinking ends in generated ids
+  (``thinking_span``), for reasoning models that think inside ``<think> ... </think>``.
 - ``engine.scheduler``: ``generate_rollouts``, which keeps the batch full (a finished row hands
   its place to the next waiting prompt), persists progress through ``on_batch`` and halves
   the batch on CUDA out-of-memory.
@@ -44,6 +47,7 @@ from engine.settings import (
     KV_LAYOUTS,
     MODEL_ALIASES,
     PRECISIONS,
+    CardSampling,
     ModelLoadError,
     ModelSpec,
     SamplingConfig,
@@ -52,6 +56,14 @@ from engine.settings import (
     model_tag,
     resolve_model,
     row_seed,
+)
+from engine.thinking import (
+    ThinkingMarkers,
+    ThinkingSpan,
+    detect_markers,
+    marker_ids,
+    single_token_id,
+    thinking_span,
 )
 
 # Everything else is imported on first use (PEP 562), so that a command that fails on a bad flag
@@ -114,6 +126,7 @@ __all__ = [
     "BatchCallback",
     "Branch",
     "BranchAnswer",
+    "CardSampling",
     "LensKL",
     "LoadedModel",
     "LogitsHook",
@@ -123,6 +136,8 @@ __all__ = [
     "PowerSettings",
     "Rollout",
     "SamplingConfig",
+    "ThinkingMarkers",
+    "ThinkingSpan",
     "VllmModel",
     "VllmSettings",
     "auto_batch_size",
@@ -132,6 +147,7 @@ __all__ = [
     "check_engine",
     "check_supports",
     "decode_text",
+    "detect_markers",
     "device_description",
     "generate_rollouts",
     "hub_unreachable",
@@ -139,6 +155,7 @@ __all__ = [
     "load_tokenizer",
     "load_vllm",
     "logit_lens_kl",
+    "marker_ids",
     "model_depth",
     "model_cache_only",
     "model_tag",
@@ -147,6 +164,8 @@ __all__ = [
     "resolve_model",
     "row_seed",
     "shutdown_vllm",
+    "single_token_id",
     "thinking_end_marker",
+    "thinking_span",
     "truncate_layers",
 ]

@@ -11,9 +11,10 @@ import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -344,13 +345,16 @@ def eos_token_ids(model: torch.nn.Module, tokenizer) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def chat_prompt_ids(tokenizer, user_messages: Sequence[str]) -> list[list[int]]:
-    """Token ids of each message under the model's chat template, ready for the assistant turn."""
+def chat_prompt_ids(tokenizer, user_messages: Sequence[str],
+                    template_kwargs: Mapping[str, Any] | None = None) -> list[list[int]]:
+    """Token ids of each message under the model's chat template, ready for the assistant turn;
+    ``template_kwargs`` are the template's switches (Qwen3: ``enable_thinking``)."""
     out = []
     for message in user_messages:
         chat = [{"role": "user", "content": message}]
         if getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True,
+                                                 **(template_kwargs or {}))
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         else:  # base models without a template get the raw message
             ids = tokenizer(message)["input_ids"]

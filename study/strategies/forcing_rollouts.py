@@ -22,6 +22,7 @@ import torch
 import utils
 from config import StudyConfig
 from study.data.problems import Problem
+from study.strategies import reasoning
 from study.strategies.rollouts import GenerationPlan, RolloutRows, load_study_model, open_rollouts
 
 
@@ -95,7 +96,7 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     lm = load_study_model(cfg, stats)
     stats["device"] = utils.device_description(lm)
     log.start()
-    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
+    prompts = reasoning.chat_prompts(cfg, lm.tokenizer, [p.prompt for p, _ in pending])
     size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, plan.max_budget)
     stats["batch_size"] = size
     rounds = cfg.forcing.max_continues + 1

@@ -17,10 +17,11 @@ import numpy as np
 import utils
 from config import StudyConfig
 from study import store
+from study.data import subsets
 from study.data.datasets import load_dataset
 from study.errors import ResultsError
 from study.schema_analyses import LensRow, LensSummary
-from study.strategies import rollouts
+from study.strategies import reasoning, rollouts
 from study.strategies.rollouts import load_study_model, on_hf_engine, rollout_config
 from study.tables import num, text_table
 
@@ -32,7 +33,8 @@ def sampled_rollouts(cfg: StudyConfig) -> tuple[Path, list, list[dict], dict]:
     under this very config; ResultsError naming the command when there are none."""
     plan = rollouts.plan_for(cfg, SOURCE_PHASE)
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
-                        cfg.data.answer_kind, cfg.data.source)
+                        cfg.data.answer_kind, cfg.data.source,
+                        subsets.subset_of(cfg.data))
     config = rollout_config(cfg, plan, data.problems)
     path = store.rollouts_path(cfg.paths.results_dir, SOURCE_PHASE, cfg.model_tag)
     make = "run python phase1_main.py with the same flags first"
@@ -70,7 +72,7 @@ def compute(cfg: StudyConfig) -> LensSummary:
     path, problems, rows, dataset = sampled_rollouts(cfg)
     # the rollouts may be any engine's; reading every layer's hidden states needs HF
     lm = load_study_model(on_hf_engine(cfg, "the logit lens"))
-    prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p in problems])
+    prompts = reasoning.chat_prompts(cfg, lm.tokenizer, [p.prompt for p in problems])
     for prompt, row in zip(prompts, rows):
         if len(prompt) != row["prompt_len"]:  # the log's prompt was tokenised differently
             raise ResultsError(f"{path}: {row['problem_id']}'s prompt no longer tokenises to "

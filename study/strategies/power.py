@@ -19,6 +19,7 @@ from config import StudyConfig
 from study import store
 from study.data.problems import Problem
 from study.errors import ConfigError
+from study.strategies import reasoning
 from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
@@ -63,10 +64,12 @@ class PowerSampling:
                        "rollouts_total": 0, "rollouts_generated": 0, "generated_tokens": 0,
                        "generation_s": 0.0, "device": None, "batch_size": self.cfg.model.batch_size}
         tokenizer = utils.load_tokenizer(self.cfg.model.name, self.cfg.paths.data_dir)
+        thinking = reasoning.reader(self.cfg, tokenizer)
         outcomes: dict[int, list[BudgetOutcome]] = {}
         for budget in self.plan.budgets:
             rows = self._chains(problems, budget, stats)
-            outcomes[budget] = [self._outcome(p, s, rows[(p.problem_id, s)], budget, tokenizer)
+            outcomes[budget] = [self._outcome(p, s, rows[(p.problem_id, s)], budget, tokenizer,
+                                              thinking)
                                 for p in problems for s in range(self.plan.samples)]
             chains = [rows[(p.problem_id, s)] for p in problems for s in range(self.plan.samples)]
             stats["power"]["budgets"][str(budget)] = {
@@ -81,11 +84,13 @@ class PowerSampling:
         return StrategyResult(outcomes, stats)
 
     @staticmethod
-    def _outcome(problem: Problem, sample: int, row: dict, budget: int,
-                 tokenizer) -> BudgetOutcome:
+    def _outcome(problem: Problem, sample: int, row: dict, budget: int, tokenizer,
+                 thinking: reasoning.ThinkingReader) -> BudgetOutcome:
         ids = tuple(row["token_ids"])
+        span = thinking.span(ids)  # a chain is read whole, as truncation reads a rollout
         return BudgetOutcome(problem, sample, utils.decode_text(tokenizer, ids), len(ids),
-                             not row["eos"], row["tokens_proposed"])
+                             not row["eos"], row["tokens_proposed"],
+                             answer_text=thinking.answer_text(ids, span), thinking=span)
 
     def _chains(self, problems: list[Problem], budget: int, stats: dict) -> RolloutRows:
         """Every chain of one budget, generating only those not in its log yet."""
@@ -106,7 +111,7 @@ class PowerSampling:
         lm = self._lm
         stats["device"] = utils.device_description(lm)
         log.start()
-        prompts = utils.chat_prompt_ids(lm.tokenizer, [p.prompt for p, _ in pending])
+        prompts = reasoning.chat_prompts(cfg, lm.tokenizer, [p.prompt for p, _ in pending])
         seeds = [utils.row_seed(cfg.seed, p.problem_id, s) for p, s in pending]
         size = cfg.model.batch_size or utils.auto_batch_size(lm, prompts, budget)
         stats["batch_size"] = size
