@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config_analysis import AnnotationConfig, FigureConfig, StatisticsConfig  # noqa: F401
 from engine.hf import HFSettings
 from engine.openai import OpenAISettings
 from engine.vllm import VllmSettings
-from study.config_mapping import apply_mapping, nest, plain, read_yaml
+from study.config_mapping import apply_mapping, nest, opt, plain, read_yaml
 from study.data.datasets import ANSWER_KINDS, DATA_SOURCES, REGISTRY
 from utils import ENGINES, PRECISIONS, model_tag  # the engine owns what it accepts
 
@@ -35,24 +36,18 @@ DATASETS = tuple(REGISTRY)  # study.data.datasets; plus any local .jsonl/.json/.
 DECODINGS = ("sample", "power")  # generation.decoding
 
 
-def opt(default: Any = None, *, help: str, flag: str | None = None, local: str | None = None,
-        choices: tuple | None = None, factory: Any = None) -> Any:
-    """A config field: its default, its help text, and the flags that set it.
-
-    ``flag`` is the name in ``run_all.py`` and every script that shows this section (None:
-    YAML only); ``local`` is an extra name in the script that owns the section.
-    """
-    meta = {"help": help, "flag": flag, "local": local, "choices": choices}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = opt("qwen-1.5b", flag="--model",  # the spec's primary model
-                    help="alias (qwen-1.5b, qwen-7b, qwen-math-1.5b, smollm2-135m), hub id or "
-                    "local folder")
+                    help="alias (qwen-1.5b, qwen-7b, qwen-math-1.5b, smollm2-135m, "
+                    "deepseek-r1-distill-qwen-{1.5b,7b,14b,32b}, qwq-32b, qwen3-{1.7b,4b,8b}), "
+                    "hub id or local folder")
+    # Empty: the template's own defaults. A reasoning alias adds its switches (qwen3-*:
+    # enable_thinking=true) and these win over them; they join the rollout fingerprint.
+    chat_template_kwargs: dict[str, Any] = opt(
+        flag="--chat-template-kwargs", factory=dict,
+        help="switches passed to the chat template, KEY=VALUE ... (values read as JSON: true, 3, "
+        "\"x\"; else text); YAML: a mapping (default: none; a reasoning alias adds its own)")
     precision: str = opt("auto", flag="--precision", choices=PRECISIONS,  # see engine rule
                          help="auto = fp32 on CPU; bf16 on CUDA if the weights fit in 40%% of GPU "
                          "memory, else nf4")
@@ -89,7 +84,21 @@ class DataConfig:
                       "Hugging Face hub")
     num_samples: int | None = opt(None, flag="--num-samples",  # None: every problem
                                   help="use the first N problems (default: all; 500 for "
-                                  "generated sets)")
+                                  "generated sets), or N drawn with --subset-seed")
+    # Selections of seed 001 (sample_idxs_range); each joins the fingerprint only when set, and
+    # --num-samples then counts within the selection (study.data.subsets).
+    problem_range: str | None = opt(None, flag="--problem-range",  # None: from the first problem
+                                    help="START:END: only the problems at 0-based positions "
+                                    "START..END-1 of the set, e.g. 1000:1200 (default: the "
+                                    "whole set)")
+    # None: --num-samples takes a prefix, so smaller runs are prefixes of larger ones.
+    subset_seed: int | None = opt(None, flag="--subset-seed",
+                                  help="draw the --num-samples problems at random with this seed "
+                                  "(a smaller N draws a subset of a larger N's problems; "
+                                  "default: the first N)")
+    problem_ids: Path | None = opt(None, flag="--problem-ids",  # None: no list
+                                   help="FILE: only the problems whose ids it lists, one a line "
+                                   "('#' starts a comment; default: no list)")
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,22 @@ class ForcingConfig:
 
 
 @dataclass(frozen=True)
+class ThinkingConfig:
+    """Reasoning models' thinking (study.strategies.reasoning): where it ends, how answers are
+    read. A model without thinking markers is unaffected."""
+
+    # None: read from the tokenizer (an added token) or the chat template, else the alias's.
+    markers: tuple[str, ...] | None = opt(None, flag="--thinking-markers",
+                                          help="START END: the thinking markers, e.g. <think> "
+                                          "</think>, or none (the model has none); default: "
+                                          "read from the tokenizer or chat template")
+    # A number inside a thought is not an answer: truncation grades what follows the end marker.
+    grade_whole_text: bool = opt(False, flag="--grade-whole-text",
+                                 help="truncation: grade a thinking model's whole text, thoughts "
+                                 "included, not only what follows the end-of-thinking marker")
+
+
+@dataclass(frozen=True)
 class Phase1Config:
     # Four orders of magnitude on a log2 grid, as the spec does.
     budgets: tuple[int, ...] = opt((32, 64, 128, 256, 512, 1024, 2048), flag="--budgets",
@@ -176,23 +201,6 @@ class CliffConfig:
 
 
 @dataclass(frozen=True)
-class AnnotationConfig:
-    # None: prepare takes the keys of `samples` that have phase-1 results; analyze every TSV.
-    budgets: tuple[int, ...] | None = opt(None, flag="--annotate-budgets", local="--budgets",
-                                          help="phase 2 budgets (default: prepare: the budgets "
-                                          "of `samples` with phase-1 results; analyze: every TSV)")
-    # Errors sampled per budget (spec: ~160 rows, 2-3 hours of labelling).
-    samples: dict[int, int] = opt(help="errors sampled per budget (YAML only)",
-                                  factory=lambda: {128: 30, 256: 30, 512: 50, 1024: 50})
-    per_budget: int | None = opt(None, flag="--per-budget",  # None: `samples`
-                                 help="errors sampled per budget (default: the config's counts)")
-    auto_annotate: bool = opt(False, flag="--auto-annotate",  # labels are a person's job
-                              help="fill missing labels from the suggestions (annotator=auto)")
-    force: bool = opt(False, local="--force",  # never overwrite human labels unasked
-                      help="regenerate TSVs that hold labels (a timestamped backup is kept)")
-
-
-@dataclass(frozen=True)
 class DepthConfig:
     """phase_depth.py: accuracy against the number of decoder layers kept."""
 
@@ -218,34 +226,6 @@ class LensConfig:
                                           "phase-1 budgets, --budgets)")
     # Four rows of 2k tokens keep every layer's hidden states of a 7B well under 16 GB.
     batch_size: int = opt(4, flag="--lens-batch-size", help="rollouts per lens forward pass")
-
-
-@dataclass(frozen=True)
-class StatisticsConfig:
-    bootstrap_resamples: int = opt(2000, flag="--bootstrap-resamples",  # CI error < 1 pp
-                                   help="bootstrap resamples for every CI")
-    # Plateau criterion: a step counts as flat when its CI lies within +-min_effect.
-    min_effect: float = opt(0.02, flag="--min-effect",
-                            help="plateau criterion: largest accuracy change that still counts "
-                            "as flat, as a fraction (0.02 = 2 pp)")
-    alpha: float = opt(0.05, help="significance level of the paired tests")  # the usual 5 %
-    confidence: float = opt(0.95, help="confidence level of every interval")  # the usual 95 %
-    top_steepest: int = opt(3, help="steepest cliff windows listed")  # the spec shows three
-    # Each resample refits the breakpoint profile; 200 keeps the fits of a run to seconds on CPU.
-    fit_bootstrap_resamples: int = opt(200, flag="--fit-bootstrap-resamples",
-                                       help="bootstrap resamples (over problems) of the curve "
-                                       "fits' breakpoint CI")
-    top_emergent: int = opt(10, help="most emergent problems listed per run")  # a readable list
-
-
-@dataclass(frozen=True)
-class FigureConfig:
-    models: tuple[str, ...] | None = opt(None, flag="--models",  # None: every model with results
-                                         help="models overlaid in figure 1 (default: every "
-                                         "model with phase-1 results); with --datasets, the "
-                                         "grid's models (NAME or NAME@PRECISION)")
-    formats: tuple[str, ...] = opt(("png", "pdf"), flag="--format",  # raster + vector for papers
-                                   choices=("png", "pdf"), help="figure file formats")
 
 
 @dataclass(frozen=True)
@@ -300,6 +280,7 @@ class StudyConfig:
     data: DataConfig = field(default_factory=DataConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    thinking: ThinkingConfig = field(default_factory=ThinkingConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
     phase1: Phase1Config = field(default_factory=Phase1Config)
     phase1b: StochasticConfig = field(default_factory=StochasticConfig)

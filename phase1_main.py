@@ -31,7 +31,7 @@ PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
 SHOWN = ("seed", "model", "data", "generation", "forcing", "phase1", "paths.results_dir",
          "paths.data_dir", "run", "statistics.bootstrap_resamples",  # resamples: p_gold's CI
-         "power")
+         "power", "thinking")
 PARSER = config_parser("phase1_main.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -46,7 +46,7 @@ def summarize(by_budget: dict[int, list[Record]], confidence: float) -> dict:
 def format_table(summary: Phase1Summary) -> str:
     """The accuracy table and the saturation budget."""
     n = next(iter(summary["budgets"].values()))["n"]
-    return (f"{console.accuracy_table(summary['budgets'])}\n"
+    return (f"{console.accuracy_table(summary['budgets'], summary.get('thinking'))}\n"
             f"n = {n} problems; Cut = share of generations stopped by the budget; "
             f"saturation budget: {summary.get('saturation_budget')}"
             f"{forcing_output.comparison_section(summary)}")

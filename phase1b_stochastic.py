@@ -35,7 +35,8 @@ from study.tables import by_budget, ci_text, pct, signed_pp, text_table
 PHASE = "phase1b"
 # Flags: model, data, phase-1b budgets/samples/sampling, the plateau statistics, paths, run.
 SHOWN = ("seed", "model", "data", "forcing", "phase1b", "statistics", "paths.results_dir",
-         "paths.data_dir", "run", "generation.decoding", "power")
+         "paths.data_dir", "run", "generation.decoding", "power",
+         "thinking")
 PARSER = config_parser("phase1b_stochastic.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -50,6 +51,10 @@ def format_table(summary: Phase1bSummary) -> str:
              pct(r["pass_at_k"]["1"], missing="n/a"), pct(r["pass_at_k"][str(k)], missing="n/a"),
              pct(r["maj_at_k"][str(k)], missing="n/a"), pct(r["hit_budget_rate"], 0)]
             for r in budgets]
+    if thinking := summary.get("thinking"):  # a thinking model: closed-thinking share
+        columns.append(("Closed", ">7"))
+        for row, r in zip(rows, budgets):
+            row.append(console.closed_share(thinking, r["budget"]))
     n = budgets[0]["n_problems"] if budgets else 0
     lines = [text_table(columns, rows),
              f"n = {n} problems x {k} samples; Std Dev: accuracy spread over the {k} sample runs",

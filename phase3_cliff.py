@@ -34,7 +34,8 @@ SOURCE_PHASE = "phase1"  # whose rollouts the cliff grid is read from when they 
 REUSED_NOTE = "derived from phase-1 rollouts (no new generation)"
 # Flags: model, data, decoding (must match phase 1 for reuse), the cliff grid, paths, run.
 SHOWN = ("seed", "model", "data", "generation", "forcing", "phase3.budgets",
-         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run", "power")
+         "statistics.bootstrap_resamples", "paths.results_dir", "paths.data_dir", "run", "power",
+         "thinking")
 PARSER = config_parser("phase3_cliff.py", __doc__, SHOWN, own=PHASE)
 
 
@@ -91,7 +92,7 @@ def rollout_note(summary: dict, reason: str | None = None) -> str:
 
 def format_report(summary: CliffSummary, reason: str | None = None) -> str:
     n = next(iter(summary["budgets"].values()))["n"]
-    table = (f"{console.accuracy_table(summary['budgets'])}\n"
+    table = (f"{console.accuracy_table(summary['budgets'], summary.get('thinking'))}\n"
              f"n = {n} solutions per budget; Cut = share stopped by the budget")
     return "\n\n".join([table, format_gains(summary),
                         format_steepest(summary), rollout_note(summary, reason)]) \

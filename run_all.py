@@ -54,7 +54,7 @@ STEP_HELP = {"phase1": "saturation curve", "phase1b": "stochastic verification",
              "phase4": "compute-matched comparison (phase4_compute.py; not in --all)"}
 ALL_SECTIONS = ("seed", "model", "data", "generation", "forcing", "power", "phase1", "phase1b",
                 "phase3", "depth", "lens", "annotation", "statistics", "figures", "paths", "run",
-                "grid")
+                "grid", "thinking")
 
 
 def build_parser():

@@ -15,6 +15,9 @@ grader or study config: callers load an engine and hand it token-id prompts.
   completions servers (vLLM's, SGLang's, ...). Each imports its library only when loading.
 - ``engine.loading``: model names and aliases, device, the precision rule, tokenizer, chat
   template, EOS ids, SmolLM2's GGUF conversion.
+- ``engine.thinking`` (torch-free): a tokenizer's thinking markers (``detect_markers``), their
+  ids (``marker_ids``, ``single_token_id``) and where thinking ends in generated ids
+  (``thinking_span``), for reasoning models that think inside ``<think> ... </think>``.
 
 Key property: one rollout serves every budget. A (problem, sample) is decoded once up to the
 largest budget M; the result at budget B <= M is ``rollout.at_budget(B)``, the first B tokens,
@@ -49,12 +52,21 @@ from engine.settings import (
     KV_LAYOUTS,
     MODEL_ALIASES,
     PRECISIONS,
+    CardSampling,
     ModelLoadError,
     ModelSpec,
     SamplingConfig,
     model_tag,
     resolve_model,
     row_seed,
+)
+from engine.thinking import (
+    ThinkingMarkers,
+    ThinkingSpan,
+    detect_markers,
+    marker_ids,
+    single_token_id,
+    thinking_span,
 )
 
 # Everything else is imported on first use (PEP 562), so that a command that fails on a bad flag
@@ -109,6 +121,7 @@ __all__ = [
     "BranchAnswer",
     "Engine",
     "HFEngine",
+    "CardSampling",
     "LensKL",
     "LoadRequest",
     "LogitsHook",
@@ -118,14 +131,18 @@ __all__ = [
     "PowerSettings",
     "Rollout",
     "SamplingConfig",
+    "ThinkingMarkers",
+    "ThinkingSpan",
     "chat_prompt_ids",
     "check_engine",
     "check_supports",
     "decode_text",
+    "detect_markers",
     "hub_unreachable",
     "load_engine",
     "load_model",
     "load_tokenizer",
+    "marker_ids",
     "model_cache_only",
     "model_depth",
     "model_tag",
@@ -133,6 +150,8 @@ __all__ = [
     "resolve_model",
     "row_seed",
     "shutdown_vllm",
+    "single_token_id",
     "thinking_end_marker",
+    "thinking_span",
     "truncate_layers",
 ]

@@ -9,7 +9,7 @@ process) are its own. The workload is the demo config's phase 1 (``examples/demo
 ``arith`` prompts under the chat template), greedy, one rollout per prompt up to the largest
 budget (512), loaded the way the phases load it (``load_study_model``). Then force-end over the
 cliff grid (phase 3's budgets, 16..128): every rollout cut at each budget, the cue appended and
-the answer generated greedily (``utils.branch_answers``, as ``--budget-mode force-end`` does).
+the answer generated greedily (``Engine.branch_answers``, as ``--budget-mode force-end`` does).
 The table says whether the two engines produced the same tokens (sha256 of every rollout and of
 every forced answer).
 """

@@ -5,9 +5,9 @@
   generated again at every budget and re-encoded for every answer.
 - **ours (--budget-mode force-end)**: one rollout per prompt to the largest budget, then every
   budget's answer as a short branch off a crop of that rollout's KV cache
-  (``utils.branch_answers``; each rollout encoded once).
+  (``Engine.branch_answers``; each rollout encoded once).
 
-Both use the project's engine (``utils.generate_rollouts``), greedy, the same prompts (the
+Both use the project's engine (``Engine.generate_rollouts``), greedy, the same prompts (the
 offline ``arith`` set under the chat template), the same cue and answer length. The forced
 answers of the two ways are compared row by row. ``--no-eos`` masks EOS while thinking, so every
 row runs to its budget (the token ratio then depends on the grid alone: ~2x on the doubling

@@ -6,7 +6,7 @@ row's stop length forced. ``bench.engines`` times the two engines:
 
 - baseline — the spec's method: one ``model.generate`` per budget, fixed batch size, prompts in
   input order, 4-bit nf4 on CUDA when bitsandbytes is installed (else bf16 / fp32, recorded).
-- ours — ``utils.generate_rollouts`` exactly as the phases call it: once per phase at its largest
+- ours — ``Engine.generate_rollouts`` exactly as the phases call it: once per phase at its largest
   budget, every smaller budget read off the rollout; phase 3 reuses phase 1's greedy rollouts.
 
 Greedy outputs of the two engines are compared token by token (when both run at the same

@@ -2,7 +2,7 @@
 
 - baseline — the spec's method: one ``model.generate`` per budget, fixed batch size, prompts in
   input order.
-- ours — ``utils.generate_rollouts`` exactly as the phases call it: once per phase at its
+- ours — ``Engine.generate_rollouts`` exactly as the phases call it: once per phase at its
   largest budget, every smaller budget read off the rollout; phase 3 reuses phase 1's rollouts.
 """
 

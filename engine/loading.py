@@ -12,8 +12,9 @@ import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -276,10 +277,9 @@ def eos_token_ids(model: torch.nn.Module, tokenizer) -> tuple[int, ...]:
 
 
 def chat_prompt_ids(tokenizer, user_messages: Sequence[str],
-                    template_kwargs: dict | None = None) -> list[list[int]]:
-    """Token ids of each message under the model's chat template, ready for the assistant turn.
-
-    ``template_kwargs`` are the template's own switches (Qwen3's ``enable_thinking``)."""
+                    template_kwargs: Mapping[str, Any] | None = None) -> list[list[int]]:
+    """Token ids of each message under the model's chat template, ready for the assistant turn;
+    ``template_kwargs`` are the template's switches (Qwen3: ``enable_thinking``)."""
     out = []
     for message in user_messages:
         chat = [{"role": "user", "content": message}]

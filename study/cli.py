@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -20,8 +21,10 @@ import utils
 from config import DATASETS, MODEL_SECTIONS, StudyConfig, from_mapping, load_yaml, nest
 from study import shards
 from study.config_mapping import field_type, fields_of
+from study.data import subsets
 from study.data.problems import is_local_dataset
 from study.errors import USER_ERROR_EXIT, ConfigError, UserError
+from study.strategies import reasoning
 
 # Errors a user can cause and fix: one line on stderr and exit code 2. Anything else is a bug.
 USER_ERRORS = (UserError, utils.ModelLoadError)
@@ -62,6 +65,27 @@ def _bounded_float(low: float, high: float | None) -> Callable[[str], float]:
     return parse
 
 
+def key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (KEY, VALUE); VALUE read as a JSON scalar (true, 3, 0.5, "x", null),
+    else kept as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value if value is None or isinstance(value, (bool, int, float, str)) \
+        else raw
+
+
+class KeyValues(argparse.Action):
+    """``--flag K=V K2=V2`` -> {"K": V, "K2": V2} (a mapping field)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, dict(values))
+
+
 probability = _bounded_float(0.0, 1.0)
 non_negative_float = _bounded_float(0.0, None)
 # Fields whose values need more than their type says (the rest: ints > 0, any float).
@@ -71,6 +95,7 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "phase1b.top_p": probability, "statistics.min_effect": probability,
     "vllm.gpu_memory_utilization": probability, "vllm.cpu_kv_space_gib": non_negative_float,
 }
+_SPECIAL_TYPES["data.subset_seed"] = int  # any integer is a seed (0 included)
 
 
 def _field_paths(items: Iterable[str]) -> list[tuple[str, type, dataclasses.Field]]:
@@ -125,7 +150,9 @@ def config_parser(prog: str, doc: str, show: Sequence[str], own: str | None = No
         hint = field_type(cls, f.name)
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0] if typing.get_origin(hint) is not tuple and args else hint
-        if base is bool:
+        if typing.get_origin(hint) is dict:  # a mapping: KEY=VALUE pairs
+            kwargs.update(nargs="+", type=key_value, action=KeyValues, metavar="KEY=VALUE")
+        elif base is bool:
             kwargs["action"] = "store_true"
             kwargs["help"] = meta["help"]
             del kwargs["metavar"]
@@ -174,6 +201,9 @@ def validate(cfg: StudyConfig) -> None:
     if is_local_dataset(dataset) and not Path(dataset).exists():
         raise ConfigError(f"--dataset {dataset}: file not found")
     shards.check(cfg)  # --shard i/n well formed, not with --merge
+    # --problem-range etc.; phase 1b's own problem count also sizes a seeded subset
+    subsets.check(subsets.subset_of(cfg.data), cfg.data.num_samples or cfg.phase1b.num_samples)
+    reasoning.check(cfg)  # --thinking-markers START END, or none
     if cfg.data.answer_kind != "numeric" and not is_local_dataset(dataset):
         raise ConfigError(f"--answer-kind {cfg.data.answer_kind}: only for a local --dataset "
                           f"file; {dataset} declares its own answer kind")

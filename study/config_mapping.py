@@ -3,7 +3,7 @@
 Generic over frozen dataclass trees: values are coerced to each field's annotated type, unknown
 keys and wrong types are ``ConfigError``s naming the source and the dotted key, ``choices`` in a
 field's metadata are enforced. ``config.py`` holds the tree itself and its two entry points
-(``from_mapping``, ``load_yaml``).
+(``from_mapping``, ``load_yaml``); ``opt`` declares a field of it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,24 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from study.errors import ConfigError
+
+
+def opt(default: Any = None, *, help: str, flag: str | None = None, local: str | None = None,
+        choices: tuple | None = None, factory: Any = None) -> Any:
+    """A config field: its default, its help text, and the flags that set it.
+
+    ``flag`` is the name in ``run_all.py`` and every script that shows this section (None:
+    YAML only); ``local`` is an extra name in the script that owns the section.
+    """
+    meta = {"help": help, "flag": flag, "local": local, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def plain(value: Any) -> Any:

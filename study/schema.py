@@ -31,9 +31,15 @@ class Record(TypedDict):
     budget: int
     hit_budget: bool  # the budget cut the generation (no EOS within it)
     sample: int  # sample index (phase 1b: 0..k-1; else 0)
+    # Reasoning models (study.strategies.reasoning); null for a model without thinking markers.
+    thinking_tokens: int | None  # tokens before the end-of-thinking marker; all when it never came
+    closed_thinking: bool | None  # the end-of-thinking marker came within the budget
+    answer_present: bool | None  # an answer could be extracted from the graded text
 
 
 RECORD_KEYS: tuple[str, ...] = tuple(Record.__annotations__)
+# Keys added after record files existed: a file without them reads back with null there.
+THINKING_KEYS: tuple[str, ...] = ("thinking_tokens", "closed_thinking", "answer_present")
 
 
 class ForcedRecord(Record, total=False):
@@ -78,6 +84,40 @@ class Forced(TypedDict, total=False):
     """What a forced run adds to the summaries of phases 1, 1b and 3."""
 
     forcing: ForcingBlock
+
+
+class ThinkingRow(TypedDict):
+    """The rollouts of one budget of a thinking model (``analysis.thinking.budget_rows``)."""
+
+    budget: int
+    n: int  # records (problems x samples)
+    closed_thinking_rate: float  # share whose end-of-thinking marker came within the budget
+    thinking_tokens: float  # mean tokens before the marker (all tokens when it never came)
+    answer_present_rate: float  # share with an answer that could be extracted
+
+
+class CardSamplingBlock(TypedDict):
+    """The sampling the model's card recommends (``engine.settings.CardSampling``)."""
+
+    temperature: float
+    top_p: float
+    top_k: int | None
+    card: str
+
+
+class ThinkingBlock(TypedDict):
+    """``"thinking"`` in the summary of a phase run on a model with thinking markers."""
+
+    markers: list[str]  # [start, end]
+    graded: str  # truncation's graded text: "after-end-marker" or "whole-text"
+    card_sampling: CardSamplingBlock | None  # the alias's card; None for other models
+    budgets: dict[str, ThinkingRow]
+
+
+class Thinking(TypedDict, total=False):
+    """What a thinking model adds to the summaries of phases 1, 1b and 3 (absent otherwise)."""
+
+    thinking: ThinkingBlock
 
 
 # ---------------------------------------------------------------- provenance (every summary)
@@ -157,7 +197,7 @@ class AccuracyRow(TypedDict):
     hit_budget_rate: float  # share cut by the budget
 
 
-class Phase1Summary(Forced):  # Forced: budget forcing only
+class Phase1Summary(Forced, Thinking):  # Forced: budget forcing; Thinking: markers
     """``results/phase1_combined_{model}.json``."""
 
     phase: str  # "phase1"
@@ -216,7 +256,7 @@ class PlateauSettings(TypedDict):
     maj_at_k: str  # how maj@k was estimated (plateau.MAJ_METHOD)
 
 
-class Phase1bSummary(Forced):  # Forced: budget forcing only
+class Phase1bSummary(Forced, Thinking):  # Forced: budget forcing; Thinking: markers
     """``results/phase1b_summary_{model}.json``."""
 
     phase: str  # "phase1b"
@@ -334,7 +374,7 @@ class BootstrapSettings(TypedDict):
     paired_across_budgets: bool
 
 
-class CliffSummary(Forced):  # Forced: budget forcing only
+class CliffSummary(Forced, Thinking):  # Forced: budget forcing; Thinking: markers
     """``results/phase3_cliff_summary_{model}.json``."""
 
     phase: str  # "phase3"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import ResultsError  # re-exported: callers catch store.ResultsError
-from study.schema import RECORD_KEYS, Record
+from study.schema import RECORD_KEYS, THINKING_KEYS, Record
 
 SCHEMA_VERSION = 1
 _TRACKED_PACKAGES = (
@@ -114,6 +114,9 @@ def read_records(path: Path) -> list[Record]:
     if not isinstance(records, list):
         raise ResultsError(f"{path}: expected a JSON list of records; re-run the phase")
     for index, record in enumerate(records):
+        if isinstance(record, dict):  # written before records had them: nothing was measured
+            for key in THINKING_KEYS:
+                record.setdefault(key, None)
         missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
         if missing:
             raise ResultsError(f"{path}: record {index} lacks {', '.join(missing)}; "

@@ -74,6 +74,36 @@ def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> Path:
     return folder
 
 
+# A reasoning-style chat template (as DeepSeek-R1's distills and QwQ write it): the assistant turn
+# opens with "<think>\n"; with enable_thinking=false (Qwen3's switch) it holds an empty thought.
+THINKING_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n"
+    "{% else %}<think>\n{% endif %}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def thinking_tokenizer(smol_tokenizer):
+    """SmolLM2's tokenizer with <think> and </think> as added special tokens and a reasoning
+    chat template (``THINKING_TEMPLATE``): a reasoning model's tokenizer, without a download."""
+    import copy
+
+    tok = copy.deepcopy(smol_tokenizer)
+    assert tok.add_tokens(["<think>", "</think>"], special_tokens=True) == 2
+    tok.chat_template = THINKING_TEMPLATE
+    return tok
+
+
+@pytest.fixture(scope="session")
+def thinking_model_dir(tmp_path_factory, thinking_tokenizer) -> Path:
+    """A tiny random Llama on ``thinking_tokenizer`` saved as a local folder (``--model DIR``)."""
+    folder = tmp_path_factory.mktemp("tiny-thinking")
+    tiny_llama_for(thinking_tokenizer).save_pretrained(folder)
+    thinking_tokenizer.save_pretrained(folder)
+    return folder
+
+
 def write_sums(path: Path, pairs) -> Path:
     """A local dataset (jsonl, GSM8K's answer format) asking "What is a + b?" for each pair."""
     path.write_text("".join(json.dumps({"question": f"What is {a} + {b}?",

@@ -14,7 +14,6 @@ import pytest
 
 import phase1_main
 import run_all
-import utils
 from engine.hf import model as hf_model
 from study import store
 from study.run import runner
@@ -22,7 +21,7 @@ from study.run import runner
 REPO = Path(__file__).resolve().parent.parent
 RECORD_KEYS = {"problem_id", "question", "ground_truth", "generated", "predicted",
                "predicted_strict", "correct", "correct_strict", "tokens_used", "budget",
-               "hit_budget", "sample"}
+               "hit_budget", "sample", "thinking_tokens", "closed_thinking", "answer_present"}
 
 
 def phase1_args(model_dir, dataset, results, *extra):
@@ -46,11 +45,15 @@ def test_phase1_writes_spec_files(tiny_model_dir, arith_file, tmp_path, capsys):
     large = store.read_json(store.phase1_record_path(results, tag, 12))
     assert len(small) == len(large) == 6
     assert set(small[0]) == RECORD_KEYS
+    # SmolLM2's tokenizer has no thinking markers: the thinking fields are null, no block
+    assert all(r[k] is None for r in small + large
+               for k in ("thinking_tokens", "closed_thinking", "answer_present"))
     for a, b in zip(small, large, strict=True):
         assert a["problem_id"] == b["problem_id"] and a["budget"] == 4 and b["budget"] == 12
         assert a["tokens_used"] == 4 and a["hit_budget"]  # a random model never stops early
         assert b["generated"].startswith(a["generated"][: max(0, len(a["generated"]) - 8)])
     summary = store.read_json(combined[0])
+    assert "thinking" not in summary
     row = summary["budgets"]["4"]
     assert row["n"] == 6 and 0.0 <= row["ci_low"] <= row["accuracy"] <= row["ci_high"] <= 1.0
     prov = summary["provenance"]

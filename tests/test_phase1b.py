@@ -11,8 +11,8 @@ import pytest
 
 import phase1b_stochastic as p1b
 import utils
-from engine.hf import model as hf_model
 from config import StatisticsConfig
+from engine.hf import model as hf_model
 from study import store
 from study.analysis import plateau
 from study.errors import ResultsError

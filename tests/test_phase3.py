@@ -11,8 +11,8 @@ import phase1_main
 import phase3_cliff
 import phase3_structure as p3s
 import utils
-from engine.hf import model as hf_model
 from config import StatisticsConfig, StudyConfig
+from engine.hf import model as hf_model
 from study import store
 from study.analysis import cliff as cliff_stats
 from study.analysis import structure_analysis as sa

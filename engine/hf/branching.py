@@ -28,15 +28,17 @@ from engine.settings import ModelLoadError
 
 if TYPE_CHECKING:
     from engine.hf.model import HFEngine
+from engine.thinking import KNOWN_MARKERS, detect_markers
 
-# Markers that close a reasoning section in chat templates that have one (Qwen3, DeepSeek-R1).
-THINKING_END_MARKERS = ("</think>",)
+# Markers that close a reasoning section (Qwen3, DeepSeek-R1): engine.thinking owns the list.
+THINKING_END_MARKERS = tuple(end for _, end in KNOWN_MARKERS)
 
 
 def thinking_end_marker(tokenizer) -> str | None:
-    """The end-of-thinking marker the chat template uses, if any (forced cues start with it)."""
-    template = getattr(tokenizer, "chat_template", None) or ""
-    return next((m for m in THINKING_END_MARKERS if m in template), None)
+    """The end-of-thinking marker the tokenizer or its chat template uses, if any (forced cues
+    start with it); ``engine.thinking.detect_markers`` decides."""
+    markers = detect_markers(tokenizer)
+    return markers.end if markers is not None else None
 
 
 @torch.no_grad()

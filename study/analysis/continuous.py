@@ -3,7 +3,7 @@
 Accuracy at a budget is 0 or 1 per problem; these metrics say how close the model was. For
 each problem, the solution set S holds every distinct (normalised) answer the model gave at any
 budget or sample, plus the gold answer. At each forced ending every candidate in S is scored by
-the summed log-probability of its tokens after the cue (``utils.branch_scores``); then
+the summed log-probability of its tokens after the cue (``Engine.branch_scores``); then
 
     p~_i = (p_i + 1e-10) / sum_j (p_j + 1e-10)    over S,
     p_gold = p~[gold],   entropy_bits = -sum p~ log2 p~,   gold_rank = 1 + #{i: p~_i > p~_gold}.

@@ -8,7 +8,8 @@ by ``--answer-kind``. A new dataset is one ``Dataset`` entry here.
 
 Shipped copies live in the repository's ``data/`` next to ``SOURCES.md`` (attribution, license,
 sha256); the sha256 is checked at every load. ``--data-source hub`` reads the hub instead.
-``--num-samples N`` takes the first N problems, so smaller runs are prefixes of larger ones.
+``--num-samples N`` takes the first N problems, so smaller runs are prefixes of larger ones;
+``study.data.subsets`` selects others (a range, a seeded subset, a list of ids).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from study.errors import DatasetError
+from study.data import subsets
 from study.data.gold_check import GoldChecker, arithmetic_answer, verify_golds
 from study.data.hub_data import read_hub, shuffled_choices
 from study.data.problems import LOCAL_SUFFIXES, Problem, gold_answer, is_local_dataset, read_local_rows
+from study.data.subsets import Subset
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data"  # the repository's data/
 SOURCES_FILE = "SOURCES.md"
@@ -280,23 +283,29 @@ def rollout_keys(name: str, answer_kind: str = "numeric") -> dict:
 
 
 def load_dataset(name: str, num_samples: int | None, seed: int, data_dir: Path,
-                 answer_kind: str = "numeric", source: str = "shipped") -> LoadedDataset:
-    """The first ``num_samples`` problems (all when None) of ``name``, with provenance."""
-    spec = dataset_spec(name, answer_kind)
-    loaded = spec.load(spec, Request(num_samples, seed, Path(data_dir), source))
-    rows = loaded.rows if num_samples is None else loaded.rows[:num_samples]
+                 answer_kind: str = "numeric", source: str = "shipped",
+                 subset: Subset | None = None) -> LoadedDataset:
+    """The first ``num_samples`` problems (all when None) of ``name``, or those ``subset``
+    selects (``study.data.subsets``), with provenance."""
+    spec, subset = dataset_spec(name, answer_kind), subset or Subset()
+    size = subsets.needed_rows(subset, num_samples, DEFAULT_GENERATED_SIZE)
+    loaded = spec.load(spec, Request(size, seed, Path(data_dir), source))
+    prefix = spec.id_prefix.replace("{seed}", str(seed))
+    ids = [f"{prefix}-{index:05d}" for index in range(len(loaded.rows))]
+    positions = subsets.select(ids, subset, num_samples, name)  # ids keep their set position
+    rows = [loaded.rows[i] for i in positions]
     fixes = []
     if spec.check_gold is not None:
         rows, fixes = verify_golds(rows, spec.check_gold)
-    prefix = spec.id_prefix.replace("{seed}", str(seed))
     problems = [
-        Problem(f"{prefix}-{index:05d}", row["question"],
+        Problem(ids[index], row["question"],
                 gold_answer(row["answer"], spec.answer_kind), spec.template.fill(row["question"]),
                 spec.answer_kind, **{key: row.get(key) for key in spec.extra_fields})
-        for index, row in enumerate(rows)]
+        for index, row in zip(positions, rows)]
     info = {"name": name, "source": loaded.source, "location": loaded.location,
             "sha256": loaded.sha256, "n": len(problems), "rows_available": len(loaded.rows),
-            "answer_kind": spec.answer_kind, "template_version": spec.template.version}
+            "answer_kind": spec.answer_kind, "template_version": spec.template.version,
+            **subsets.provenance(subset)}
     if spec.check_gold is not None:
         info["gold_checked"] = len(problems)
         info["gold_fixed"] = [{"problem_id": problems[f.index].problem_id, "stated": f.stated,
@@ -305,6 +314,7 @@ def load_dataset(name: str, num_samples: int | None, seed: int, data_dir: Path,
 
 
 def load_problems(name: str, num_samples: int | None, seed: int, data_dir: Path,
-                  answer_kind: str = "numeric", source: str = "shipped") -> list[Problem]:
+                  answer_kind: str = "numeric", source: str = "shipped",
+                  subset: Subset | None = None) -> list[Problem]:
     """The problems of ``load_dataset`` without the provenance."""
-    return load_dataset(name, num_samples, seed, data_dir, answer_kind, source).problems
+    return load_dataset(name, num_samples, seed, data_dir, answer_kind, source, subset).problems

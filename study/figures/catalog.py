@@ -17,6 +17,8 @@ One function per figure, each drawn only from results summaries (``study.schema`
   fig10_logit_lens             logit lens: KL(final || layer) per layer, one line per budget
   fig11_compute_matched        phase 4: accuracy vs tokens spent per problem, every strategy,
                               Pareto frontier (``figures_compute``)
+  fig12_thinking_budget       thinking models only: accuracy, closed-thinking share and answers
+                              present per budget, and accuracy against the closed share
 
 Files are named ``{figure}_{model}.{png,pdf}`` (PNG at 300 DPI). The functions live in
 ``figures_accuracy`` (1, 1b, 3) and ``figures_solutions`` (2, 4, 5); the look in
@@ -32,7 +34,6 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from study.figures.style import save_figure
 from study.figures.accuracy import fig1_saturation_curve, fig1b_stochastic, fig3_cliff_detail
 from study.figures.compute import fig11_compute_matched
 from study.figures.depth import fig9_depth_accuracy, fig10_logit_lens
@@ -43,15 +44,18 @@ from study.figures.solutions import (
     fig4_solution_structure,
     fig5_verification_accuracy,
 )
+from study.figures.style import save_figure
+from study.figures.thinking import fig12_thinking_budget, has_thinking
 from study.report.markdown import FigureFiles
 from study.results import StudyResults
 from study.schema import Phase1Summary
 
-__all__ = ["FIGURES", "FORCED_FIGURES", "FigureSpec", "fig1_saturation_curve", "fig1b_stochastic",
+__all__ = ["FIGURES", "FORCED_FIGURES", "THINKING_FIGURES", "FigureSpec", "fig1_saturation_curve",
+           "fig1b_stochastic",
            "fig2_error_distribution", "fig3_cliff_detail", "fig4_solution_structure",
            "fig5_verification_accuracy", "fig8_budget_forcing", "fig11_compute_matched",
            "fig6_curve_fits", "fig9_depth_accuracy", "fig7_emergent_problems", "fig10_logit_lens",
-           "render_all"]
+           "fig12_thinking_budget", "render_all"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,11 @@ FORCED_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("fig8_budget_forcing", "phase1", "budget forcing", fig8_budget_forcing,
                inline=True, when=has_forcing),
 )
+# Figures of models with thinking markers only (reasoning models), drawn last.
+THINKING_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("fig12_thinking_budget", "phase1", "thinking budget", fig12_thinking_budget,
+               inline=True, when=has_thinking),
+)
 
 
 def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
@@ -97,7 +106,7 @@ def render_all(results: StudyResults, figures_dir: Path, formats: Sequence[str],
     """
     saved: list[FigureFiles] = []
     skipped: list[str] = []
-    for spec in (*FIGURES, *FORCED_FIGURES):
+    for spec in (*FIGURES, *FORCED_FIGURES, *THINKING_FIGURES):
         stem, summary = f"{spec.name}_{results.tag}", results.summary(spec.needs)
         if summary is None and spec.when is not None:
             continue  # a forced-only figure of a missing summary: FIGURES already said so

@@ -18,6 +18,7 @@ from typing import Any
 from study import store
 from study.analysis.scaling import scaling_table
 from study.report import forcing_output
+from study.report.console import closed_share
 from study.report.depth_report import depth_table, lens_table
 from study.report.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
@@ -43,9 +44,17 @@ def phase1_table(p1: Phase1Summary) -> str:
     rows = [[f"**{r['budget']}**" if r["budget"] == sat else r["budget"], pct(r["accuracy"]),
              ci_text(r["ci_low"], r["ci_high"]), num(r["avg_tokens"]),
              pct(r["hit_budget_rate"], 0), r["n"]] for r in by_budget(p1["budgets"])]
-    table = markdown_table(["Budget", "Accuracy", "95% CI", "Avg tokens", "Cut", "n"], rows)
+    head = ["Budget", "Accuracy", "95% CI", "Avg tokens", "Cut", "n"]
+    thinking = p1.get("thinking")
+    if thinking:  # a reasoning model: the share that closed its thinking within the budget
+        head.append("Closed thinking")
+        for row, r in zip(rows, by_budget(p1["budgets"])):
+            row.append(closed_share(thinking, r["budget"]))
+    table = markdown_table(head, rows)
     bold = f"Bold: saturation budget ({sat}). " if sat is not None else ""
-    return table + f"\n\n{bold}Cut = share of answers stopped by the budget; CI = Wilson."
+    closed = " Closed thinking = share of rollouts whose thinking ended within the budget." \
+        if thinking else ""
+    return table + f"\n\n{bold}Cut = share of answers stopped by the budget; CI = Wilson.{closed}"
 
 
 def phase1b_table(p1b: Phase1bSummary) -> str:

@@ -37,13 +37,18 @@ def graded_record(outcome: BudgetOutcome, budget: int) -> Record:
     problem = outcome.problem
     graded = outcome.text if outcome.answer_text is None else outcome.answer_text
     grade = grader.grade(graded, problem.answer, problem.answer_kind)
+    thinking = outcome.thinking  # None: a model without thinking markers (null fields)
     return {
         "problem_id": problem.problem_id, "question": problem.question,
         "ground_truth": problem.answer, "generated": outcome.text,
         "predicted": grade.predicted, "predicted_strict": grade.predicted_strict,
         "correct": grade.correct, "correct_strict": grade.correct_strict,
         "tokens_used": outcome.tokens_used, "budget": budget, "hit_budget": outcome.hit_budget,
-        "sample": outcome.sample, **outcome.extra,
+        "sample": outcome.sample,
+        "thinking_tokens": None if thinking is None else thinking.thinking_tokens,
+        "closed_thinking": None if thinking is None else thinking.closed,
+        "answer_present": None if thinking is None else grade.predicted is not None,
+        **outcome.extra,
     }
 
 

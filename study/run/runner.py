@@ -15,6 +15,7 @@ from pathlib import Path
 
 from config import StudyConfig
 from study import shards, store
+from study.data import subsets
 from study.data.datasets import load_dataset
 from study.run import sharding
 from study.run.phase_run import PhaseOutput, PhaseRun, Summarize, graded_run
@@ -57,7 +58,8 @@ def run_budget_phase(cfg: StudyConfig, plan: GenerationPlan, record_path: Callab
     """
     started = time.perf_counter()
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
-                        cfg.data.answer_kind, cfg.data.source)
+                        cfg.data.answer_kind, cfg.data.source,
+                        subsets.subset_of(cfg.data))
     config = {**rollout_config(cfg, plan, data.problems), **registry.reading_keys(cfg)}
     answers = store.fingerprint([p.answer for p in data.problems])
     shard = shards.current(cfg)  # before any model loads: a rank picks its own GPU

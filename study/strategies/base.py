@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import utils
 from study.data.problems import Problem
 from study.strategies.rollouts import RolloutRows
 
@@ -35,6 +36,9 @@ class BudgetOutcome:
     # answer), and record fields appended after the standard ones (schema.ForcedRecord).
     answer_text: str | None = None
     extra: dict = field(default_factory=dict)
+    # A thinking model's span within the budget (study.strategies.reasoning); None without
+    # thinking markers, and the record's thinking fields are then null.
+    thinking: utils.ThinkingSpan | None = None
 
 
 @dataclass

@@ -8,7 +8,7 @@
   (end-of-thinking marker first when the chat template has one, then ``--cue``), then up to
   ``--answer-tokens`` greedy tokens; that answer is graded. The rollouts are exactly
   truncation's (same log, same tokens). Each rollout is encoded once and every budget's answer
-  is a short batched branch off a crop of its KV cache (``utils.branch_answers``).
+  is a short batched branch off a crop of its KV cache (``Engine.branch_answers``).
 - ``force-continue``: rollouts in which an EOS before the budget is replaced by
   ``--continue-string`` (at most ``--max-continues`` times, ``study.strategies.forcing_rollouts``),
   then force-end at each budget.
@@ -28,6 +28,7 @@ from study.analysis import continuous
 from study.data.problems import Problem
 from study.errors import ConfigError
 from study.grading import grader, numeric
+from study.strategies import reasoning
 from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
@@ -52,9 +53,10 @@ def reading_keys(cfg: StudyConfig) -> dict:
 
 
 def cue_text(cfg: StudyConfig, tokenizer) -> str:
-    """The cue appended at a budget: the template's end-of-thinking marker first, if any."""
-    marker = utils.thinking_end_marker(tokenizer)
-    return (marker or "") + cfg.forcing.cue
+    """The cue appended at a budget: the run's end-of-thinking marker first, if any
+    (``reasoning.markers``: --thinking-markers, else the tokenizer's or template's)."""
+    markers = reasoning.markers(cfg, tokenizer)
+    return (markers.end if markers is not None else "") + cfg.forcing.cue
 
 
 def summary_block(cfg: StudyConfig, by_budget: dict[int, list[dict]]) -> dict:
@@ -102,6 +104,8 @@ class ForceEnd:
         keys = [(p, s) for p in problems for s in range(self.plan.samples)]
         prompts = lm.prompt_ids([p.prompt for p, _ in keys])
         rows = [rollouts[(p.problem_id, s)] for p, s in keys]
+        thinking = reasoning.reader(cfg, lm.tokenizer)
+        spans = [thinking.span(row["token_ids"]) for row in rows]  # once per rollout
         cue = lm.tokenizer(cue_text(cfg, lm.tokenizer), add_special_tokens=False)["input_ids"]
         forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16,
                          progress=not cfg.run.quiet)
@@ -113,27 +117,30 @@ class ForceEnd:
         for i, (problem, sample) in enumerate(keys):
             for budget in self.plan.budgets:
                 outcomes[budget].append(self._outcome(lm, forcer, i, problem, sample, budget,
-                                                      answers, scores))
+                                                      answers, scores, thinking, spans[i]))
         stats["forced_branches"] = len(forcer.branches)
         stats["forced_answer_tokens"] = sum(len(a.token_ids) for a in answers.values())
         return StrategyResult(outcomes, stats, reused_from)
 
     def _outcome(self, lm, forcer: _Forcer, i: int, problem: Problem, sample: int,
-                 budget: int, answers: dict, scores: dict) -> BudgetOutcome:
+                 budget: int, answers: dict, scores: dict, reader: reasoning.ThinkingReader,
+                 span: utils.ThinkingSpan | None) -> BudgetOutcome:
         ids, cut, thinking = forcer.thinking(i, budget)
+        span = None if span is None else span.at(len(ids))  # the model's own thinking, at B
         answer = answers[(i, len(thinking))]
         answer_text = utils.decode_text(lm.tokenizer, answer.token_ids)
         text = utils.decode_text(lm.tokenizer, [*thinking, *forcer.cue, *answer.token_ids])
         continued = sum(1 for at in forcer.rows[i].get("continued_at", ()) if at < budget)
         # the truncation reading of the very same tokens, for the paired comparison
-        plain = grader.grade(utils.decode_text(lm.tokenizer, ids), problem.answer,
-                              problem.answer_kind)
+        plain_text = reader.answer_text(ids, span)
+        plain = grader.grade(utils.decode_text(lm.tokenizer, ids) if plain_text is None
+                             else plain_text, problem.answer, problem.answer_kind)
         extra = {"budget_mode": self.cfg.forcing.budget_mode, "forced_answer": answer_text,
                  "forced_continues": continued, "truncated_correct": plain.correct,
                  "tokens_spent": len(thinking) + len(forcer.cue) + len(answer.token_ids),
                  **scores[(i, len(thinking))]}
         return BudgetOutcome(problem, sample, text, len(ids), cut, extra["tokens_spent"],
-                             answer_text=answer_text, extra=extra)
+                             answer_text=answer_text, extra=extra, thinking=span)
 
 
 class ForceContinue(ForceEnd):

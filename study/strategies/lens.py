@@ -2,7 +2,7 @@
 
 A seeded sample of phase-1 rollouts (``results/rollouts/phase1_{model}.jsonl``, checked against
 this config's fingerprint) is read once by the model with every layer's hidden state passed
-through the final norm and the LM head (``utils.logit_lens_kl``). The model is causal, so the
+through the final norm and the LM head (``Engine.logit_lens_kl``). The model is causal, so the
 KL at a generated token does not depend on later tokens: budget B's numbers are the first B
 tokens of the same rollouts, and one forward pass per rollout serves every budget.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import utils
 from config import StudyConfig
 from study import store
+from study.data import subsets
 from study.data.datasets import load_dataset
 from study.errors import ResultsError
 from study.schema_analyses import LensRow, LensSummary
@@ -32,7 +33,8 @@ def sampled_rollouts(cfg: StudyConfig) -> tuple[Path, list, list[dict], dict]:
     under this very config; ResultsError naming the command when there are none."""
     plan = rollouts.plan_for(cfg, SOURCE_PHASE)
     data = load_dataset(cfg.data.dataset, plan.num_samples, cfg.seed, cfg.paths.data_dir,
-                        cfg.data.answer_kind, cfg.data.source)
+                        cfg.data.answer_kind, cfg.data.source,
+                        subsets.subset_of(cfg.data))
     config = rollout_config(cfg, plan, data.problems)
     path = store.rollouts_path(cfg.paths.results_dir, SOURCE_PHASE, cfg.model_tag)
     make = "run python phase1_main.py with the same flags first"

@@ -1,7 +1,7 @@
 """Power sampling as a way of spending compute (``--decoding power``).
 
 How chains map to budgets: one independent chain per (problem, sample, budget), grown to at
-most B tokens (``utils.power_sample``). Budget B's outcome is that chain's final state, and it
+most B tokens (``Engine.power_sample``). Budget B's outcome is that chain's final state, and it
 costs every token the chain proposed — its block extensions and all its MH proposals — so
 ``tokens_spent`` is far above ``tokens_used``. Reading smaller budgets off a longer chain, as
 prefix truncation does, would not be a sample of p^alpha at the smaller length.
@@ -19,6 +19,7 @@ from config import StudyConfig
 from study import store
 from study.data.problems import Problem
 from study.errors import ConfigError
+from study.strategies import reasoning
 from study.strategies.base import BudgetOutcome, SeedRollouts, StrategyResult
 from study.strategies.rollouts import (
     GenerationPlan,
@@ -64,10 +65,12 @@ class PowerSampling:
                        "rollouts_total": 0, "rollouts_generated": 0, "generated_tokens": 0,
                        "generation_s": 0.0, "device": None, "batch_size": self.cfg.model.batch_size}
         tokenizer = utils.load_tokenizer(self.cfg.model.name, self.cfg.paths.data_dir)
+        thinking = reasoning.reader(self.cfg, tokenizer)
         outcomes: dict[int, list[BudgetOutcome]] = {}
         for budget in self.plan.budgets:
             rows = self._chains(problems, budget, stats)
-            outcomes[budget] = [self._outcome(p, s, rows[(p.problem_id, s)], budget, tokenizer)
+            outcomes[budget] = [self._outcome(p, s, rows[(p.problem_id, s)], budget, tokenizer,
+                                              thinking)
                                 for p in problems for s in range(self.plan.samples)]
             chains = [rows[(p.problem_id, s)] for p in problems for s in range(self.plan.samples)]
             stats["power"]["budgets"][str(budget)] = {
@@ -82,11 +85,13 @@ class PowerSampling:
         return StrategyResult(outcomes, stats)
 
     @staticmethod
-    def _outcome(problem: Problem, sample: int, row: dict, budget: int,
-                 tokenizer) -> BudgetOutcome:
+    def _outcome(problem: Problem, sample: int, row: dict, budget: int, tokenizer,
+                 thinking: reasoning.ThinkingReader) -> BudgetOutcome:
         ids = tuple(row["token_ids"])
+        span = thinking.span(ids)  # a chain is read whole, as truncation reads a rollout
         return BudgetOutcome(problem, sample, utils.decode_text(tokenizer, ids), len(ids),
-                             not row["eos"], row["tokens_proposed"])
+                             not row["eos"], row["tokens_proposed"],
+                             answer_text=thinking.answer_text(ids, span), thinking=span)
 
     def _chains(self, problems: list[Problem], budget: int, stats: dict) -> RolloutRows:
         """Every chain of one budget, generating only those not in its log yet."""

@@ -8,7 +8,7 @@ its records, an entry in ``reading_keys``).
 from __future__ import annotations
 
 from config import StudyConfig
-from study.strategies import forcing
+from study.strategies import forcing, reasoning
 from study.strategies.base import ComputeStrategy, SeedRollouts
 from study.strategies.forcing import ForceContinue, ForceEnd
 from study.strategies.power import PowerSampling
@@ -40,10 +40,12 @@ def strategy_for(cfg: StudyConfig, plan: GenerationPlan,
 
 def reading_keys(cfg: StudyConfig) -> dict:
     """Config keys that change a phase's records without changing its rollouts (they join the
-    summary's fingerprint): budget forcing's cue and answer length; none otherwise."""
-    return forcing.reading_keys(cfg)
+    summary's fingerprint): budget forcing's cue and answer length, the thinking markers and
+    reading when set; none otherwise."""
+    return {**forcing.reading_keys(cfg), **reasoning.reading_keys(cfg)}
 
 
 def summary_block(cfg: StudyConfig, by_budget: dict[int, list[dict]]) -> dict:
-    """Strategy-specific keys of a phase summary: ``{"forcing": ...}`` for a forced run."""
-    return forcing.summary_block(cfg, by_budget)
+    """Strategy-specific keys of a phase summary: ``{"forcing": ...}`` for a forced run,
+    ``{"thinking": ...}`` for a model with thinking markers."""
+    return {**forcing.summary_block(cfg, by_budget), **reasoning.summary_block(cfg, by_budget)}

@@ -15,8 +15,10 @@ from pathlib import Path
 import utils
 from config import StudyConfig
 from study import shards, store
+from study.data import subsets
 from study.data.datasets import load_problems, rollout_keys
 from study.data.problems import Problem
+from study.strategies import reasoning
 
 # Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
 # template bumps its Template.version instead (``datasets.rollout_keys``).
@@ -31,7 +33,7 @@ class GenerationPlan:
     phase: str
     budgets: tuple[int, ...]
     samples: int  # rollouts per problem
-    num_samples: int | None  # problems (a prefix of the dataset); None = all
+    num_samples: int | None  # problems (a prefix of the dataset or its selection); None = all
     sampling: utils.SamplingConfig
 
     @property
@@ -70,7 +72,8 @@ def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.Engin
     m = cfg.model
     local_only = utils.model_cache_only(m.name)  # offline and not cached: fail before torch
     request = utils.LoadRequest(m.name, m.precision, cfg.paths.data_dir, m.device, m.num_layers,
-                                local_only, longest_generation(cfg))
+                                local_only, longest_generation(cfg),
+                                tuple(sorted(reasoning.template_kwargs(cfg).items())))
     # the engine's own knobs are the config section named after it
     lm = utils.load_engine(m.engine, request, getattr(cfg, m.engine))
     if stats is not None:
@@ -131,6 +134,9 @@ def rollout_config(cfg: StudyConfig, plan: GenerationPlan, problems: list[Proble
         "prompts": store.fingerprint([p.prompt for p in problems]),
         "prompt_format": PROMPT_FORMAT_VERSION,
         **rollout_keys(cfg.data.dataset, cfg.data.answer_kind),
+        # A selection of problems, and the chat template's switches: only when set.
+        **subsets.fingerprint_keys(subsets.subset_of(cfg.data)),
+        **reasoning.template_keys(cfg),
         **continue_keys(cfg),
         # Only a cut model adds its depth, so full-model fingerprints stay as they were.
         **({"num_layers": cfg.model.num_layers} if cfg.model.num_layers is not None else {}),
@@ -246,6 +252,8 @@ REUSE_KEYS = ("model", "dataset", "seed", "precision", "temperature", "top_p", "
               "answer_kind", "template_version", "num_layers")
 # Force-continue rollouts are only reused under the same continuation (absent otherwise).
 REUSE_KEYS += ("budget_mode", "continue_string", "max_continues", "engine")
+# The same selection of problems (its problem set is reloaded with this run's) and template.
+REUSE_KEYS += ("problem_range", "subset_seed", "problem_ids", "chat_template_kwargs")
 
 
 @dataclass
@@ -269,13 +277,15 @@ def reuse_mismatch(source: dict, target: dict) -> str | None:
     return None
 
 
-def _source_prompts(data_dir: Path, source: dict,
-                    shard: str | None = None) -> dict[str, str] | None:
+def _source_prompts(data_dir: Path, source: dict, shard: str | None = None,
+                    subset: subsets.Subset | None = None) -> dict[str, str] | None:
     """problem_id -> prompt of the source phase's problem set (of its ``shard`` "i/n" when the
-    log is a shard's), if it reloads to the same prompts."""
+    log is a shard's; ``subset``: its selection, the same as this run's), if it reloads to the
+    same prompts."""
     problems = shards.select(load_problems(source["dataset"], source.get("num_samples"),
                                              source["seed"], data_dir,
-                                             source.get("answer_kind", "numeric")), shard)
+                                             source.get("answer_kind", "numeric"),
+                                             subset=subset), shard)
     if store.fingerprint([p.prompt for p in problems]) != source.get("prompts"):
         return None
     return {p.problem_id: p.prompt for p in problems}
@@ -293,8 +303,9 @@ def rollouts_from_phase(cfg: StudyConfig, plan: GenerationPlan, source_phase: st
     header = store.read_rollout_header(path)
     source = header.get("config", {})
     mismatch = reuse_mismatch(source, rollout_config(cfg, plan, problems))
-    if mismatch is None and (prompts := _source_prompts(cfg.paths.data_dir, source,
-                                                        header.get("shard"))) is None:
+    if mismatch is None and (prompts := _source_prompts(
+            cfg.paths.data_dir, source, header.get("shard"),
+            subsets.subset_of(cfg.data))) is None:
         mismatch = "its problem set no longer reloads to the same prompts"
     if mismatch is not None:
         return ReusedRollouts({}, None, f"{path}: {mismatch}")
