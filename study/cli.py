@@ -47,6 +47,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """0 or more (a count of retries)."""
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
 def batch_size(text: str) -> int:
     """A positive integer, or 'auto' (0): sized from free GPU memory (16 on CPU)."""
     return 0 if text == "auto" else positive_int(text)
@@ -94,6 +99,7 @@ _SPECIAL_TYPES: dict[str, Callable[[str], Any]] = {
     "phase1b.temperature": non_negative_float, "generation.top_p": probability,
     "phase1b.top_p": probability, "statistics.min_effect": probability,
     "vllm.gpu_memory_utilization": probability, "vllm.cpu_kv_space_gib": non_negative_float,
+    "openai.max_retries": non_negative_int, "openai.request_timeout": _bounded_float(0.001, None),
 }
 _SPECIAL_TYPES["data.subset_seed"] = int  # any integer is a seed (0 included)
 

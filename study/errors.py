@@ -20,3 +20,8 @@ class DatasetError(UserError):
 
 class ResultsError(UserError):
     """A results file is missing, unreadable or from a different configuration."""
+
+
+class RunStopped(UserError):
+    """A served model's request failed for good mid-run: what was saved stays, and the same
+    command resumes from it."""

@@ -20,7 +20,9 @@ from engine.base import RequestFailed
 
 log = logging.getLogger("saturation")
 
-# The longest wait between two tries of one request, in seconds; the first waits up to 1 s.
+# Waits between two tries of one request: random up to BACKOFF_S x 2^(try - 1), at most
+# MAX_BACKOFF_S seconds (about a minute in all over the default 5 retries).
+BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 # Seconds to open a connection: a server that is down refuses at once, one that is gone is slow.
 CONNECT_TIMEOUT_S = 10.0
@@ -77,7 +79,7 @@ async def post(client: httpx.AsyncClient, url: str, payload: dict, retries: int)
     """POST ``payload`` to ``url``/completions with retries; the answer's first choice."""
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_random_exponential(multiplier=1.0, max=MAX_BACKOFF_S),
+        wait=tenacity.wait_random_exponential(multiplier=BACKOFF_S, max=MAX_BACKOFF_S),
         stop=tenacity.stop_after_attempt(retries + 1), reraise=True,
         before_sleep=lambda state: log.warning(
             "%s: %s; trying again (%d of %d)", url, describe_failure(state.outcome.exception()),
@@ -89,7 +91,8 @@ async def post(client: httpx.AsyncClient, url: str, payload: dict, retries: int)
                 if response.status_code == 429 or response.status_code >= 500:
                     raise Transient(response)
     except (Transient, httpx.TransportError) as exc:
-        raise RequestFailed(f"{url}: a request failed after {retries + 1} tries "
+        tries = f"{retries + 1} tries" if retries else "1 try"
+        raise RequestFailed(f"{url}: a request failed after {tries} "
                             f"({describe_failure(exc)})") from exc
     if response.status_code >= 400:
         raise refused(url, response)

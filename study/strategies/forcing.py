@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import utils
 from config import StudyConfig
+from study import store
 from study.analysis import continuous
 from study.data.problems import Problem
 from study.errors import ConfigError
@@ -36,6 +37,8 @@ from study.strategies.rollouts import (
     collect_rollouts,
     engine_stats,
     load_study_model,
+    resumable,
+    rollout_tag,
 )
 
 
@@ -110,8 +113,10 @@ class ForceEnd:
         forcer = _Forcer(lm, prompts, rows, cue, cfg.model.batch_size or 16,
                          progress=not cfg.run.quiet)
         started = time.perf_counter()
-        answers = forcer.answers(self.plan.budgets, cfg.forcing.answer_tokens)
-        scores = forcer.scores(keys, answers)
+        log_path = store.rollouts_path(cfg.paths.results_dir, self.plan.phase, rollout_tag(cfg))
+        with resumable(log_path, lambda: len(rollouts)):  # forced answers are made again
+            answers = forcer.answers(self.plan.budgets, cfg.forcing.answer_tokens)
+            scores = forcer.scores(keys, answers)
         stats["forcing_s"] = round(time.perf_counter() - started, 3)
         outcomes = {b: [] for b in self.plan.budgets}
         for i, (problem, sample) in enumerate(keys):

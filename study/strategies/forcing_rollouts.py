@@ -28,6 +28,7 @@ from study.strategies.rollouts import (
     engine_stats,
     load_study_model,
     open_rollouts,
+    resumable,
 )
 
 
@@ -99,8 +100,9 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
         done.update({(row["problem_id"], row["sample"]): row for row in rows})
 
     started = time.perf_counter()
-    results = continue_rounds(lm, prompts, plan.max_budget, plan.sampling, seeds, continue_ids,
-                              cfg.forcing.max_continues, size, persist)
+    with resumable(log.path, lambda: len(done)):
+        results = continue_rounds(lm, prompts, plan.max_budget, plan.sampling, seeds,
+                                  continue_ids, cfg.forcing.max_continues, size, persist)
     stats["generation_s"] = round(time.perf_counter() - started, 3)
     stats["generated_tokens"] = sum(len(r["token_ids"]) for r in results)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9), 1)

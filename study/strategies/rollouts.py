@@ -8,7 +8,11 @@ are the very tokens it would generate (same model, data, seed, precision, sampli
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from study import shards, store
 from study.data import subsets
 from study.data.datasets import load_problems, rollout_keys
 from study.data.problems import Problem
+from study.errors import RunStopped
 from study.strategies import reasoning
 
 # Bump when every prompt changes so old rollouts are not silently reused; a single dataset's new
@@ -80,6 +85,22 @@ def load_study_model(cfg: StudyConfig, stats: dict | None = None) -> utils.Engin
         stats["model_load_s"] = round(stats.get("model_load_s", 0.0)
                                       + time.perf_counter() - started, 3)
     return lm
+
+
+@contextmanager
+def resumable(log_path: Path, saved: Callable[[], int], what: str = "rollouts"):
+    """A request that failed for good stops the run with one line: the URL (in the engine's
+    message), what is saved and the command that resumes. Never an empty answer graded."""
+    try:
+        yield
+    except utils.RequestFailed as exc:
+        raise RunStopped(f"{exc}. {saved()} {what} are saved in {log_path}; run the same "
+                         f"command again to resume: {resume_command()}") from exc
+
+
+def resume_command() -> str:
+    """The command line of this process, as the user would type it again."""
+    return shlex.join(["python", *sys.argv])
 
 
 def engine_stats(lm: utils.Engine) -> dict:
@@ -236,8 +257,9 @@ def _generate(cfg: StudyConfig, plan: GenerationPlan, pending: list[tuple[Proble
         done.update({(row["problem_id"], row["sample"]): row for row in rows})
 
     started = time.perf_counter()
-    rollouts = lm.generate_rollouts(prompts, plan.max_budget, plan.sampling, seeds, size,
-                                    on_batch=persist, progress=not cfg.run.quiet)
+    with resumable(log.path, lambda: len(done)):
+        rollouts = lm.generate_rollouts(prompts, plan.max_budget, plan.sampling, seeds, size,
+                                        on_batch=persist, progress=not cfg.run.quiet)
     stats["generation_s"] = round(time.perf_counter() - started, 3)
     stats["generated_tokens"] = sum(len(r.token_ids) for r in rollouts)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9), 1)
