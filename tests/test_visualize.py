@@ -565,8 +565,9 @@ def test_a_flat_study_is_called_flat_in_the_report_figure_6_and_phase_1(tmp_path
         store.write_json(path_of(key, results), summary)
     assert run(results, tmp_path / "figs", "--format", "png") == 0
     text = (results / f"report_{MODEL}.md").read_text()
-    for expected in ["Accuracy is flat: no budget dependence: 0.0% over 32–256 tokens",
-                     "so it is flat from 32 and has no saturation budget",
+    for expected in ["Accuracy is flat: no budget dependence over 32–256 tokens (measured "
+                     "0.0%, 0.0%, 0.0%, 0.0%): the constant fit, 0.0% at every budget, is best",
+                     "so the curve is flat from 32 and has no saturation budget",
                      "Flat: no budget dependence (flat from 32; the constant fit is best).",
                      "| constant * | 1 |", "flat: no budget dependence (0.0% at every budget), so "
                      "no breakpoint and no fitted saturation level",

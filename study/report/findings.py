@@ -23,12 +23,12 @@ def saturation_finding(p1: Phase1Summary, scaling: ScalingSummary | None = None)
     first, last = rows[0], rows[-1]
     if is_flat(scaling):
         level = scaling["fits"]["models"]["constant"]["params"]["p"]
-        return (f"Accuracy is {FLAT}: {pct(level)} over {first['budget']}–{last['budget']} "
-                f"tokens ({', '.join(pct(r['accuracy']) for r in rows)}), and the constant fit "
-                f"is best by BIC, so it is {flat_from(p1['budgets'])} and has no saturation "
-                f"budget. At {last['budget']} tokens the model uses {num(last['avg_tokens'])} "
-                f"tokens on average and {pct(last['hit_budget_rate'])} of answers are still cut "
-                "by the budget.")
+        return (f"Accuracy is {FLAT} over {first['budget']}–{last['budget']} tokens "
+                f"(measured {', '.join(pct(r['accuracy']) for r in rows)}): the constant fit, "
+                f"{pct(level)} at every budget, is best by BIC, so the curve is "
+                f"{flat_from(p1['budgets'])} and has no saturation budget. At {last['budget']} "
+                f"tokens the model uses {num(last['avg_tokens'])} tokens on average and "
+                f"{pct(last['hit_budget_rate'])} of answers are still cut by the budget.")
     best = max(rows, key=lambda r: r["accuracy"])  # first maximum = smallest such budget
     text = (f"Accuracy goes from {pct(first['accuracy'])} at {first['budget']} tokens to "
             f"{pct(best['accuracy'])} at {best['budget']} tokens (the best budget; 95% CI "
