@@ -7,9 +7,10 @@ A run is one model's phase-1 results in a folder (a folder without any is search
 down, so a grid folder lists its cells). For each run the scaling summary (fits and emergence,
 ``study.analysis.scaling``) is read, or computed from the stored records when missing. Draws
 ``compare_runs.{png,pdf}`` (one panel per dataset: every run's accuracy with its CI band and its
-best fit), prints the runs' fits, and for every two runs on the same dataset the Spearman
-correlation of their problems' breakthroughness and the problems both list among their most
-emergent. Writes ``comparison.json`` in the results folder. Exit 2 when no run is found.
+best fit), prints the runs' fits ("flat" where the constant fit is best), and for every two
+runs on the same dataset the Spearman correlation of their problems' breakthroughness and the
+problems both list among their most emergent. Writes ``comparison.json`` in the results folder.
+Exit 2 when no run is found.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from study.errors import ResultsError
 from study.figures.scaling import fig_compare_runs
 from study.figures.style import display_name, save_figure
 from study.results import tags_with
-from study.schema_analyses import ComparisonSummary, ScalingSummary
-from study.tables import num, pct, text_table
+from study.schema_analyses import ComparedRun, ComparisonSummary, ScalingSummary
+from study.tables import is_flat, num, pct, text_table
 
 
 def find_runs(folders: list[Path]) -> list[tuple[Path, str]]:
@@ -64,10 +65,16 @@ def compare(runs: list[tuple[str, ScalingSummary]], top_k: int) -> list[dict]:
     return pairs
 
 
+def _fit_cells(run: ComparedRun) -> list[str]:
+    """Best fit, breakpoint and level; "flat" in each when the constant fit is best."""
+    if run.get("flat"):
+        return ["flat"] * 3
+    return [run["best_fit"] or "—", num(run["breakpoint"], 0), pct(run["saturation_level"])]
+
+
 def format_comparison(summary: ComparisonSummary) -> str:
-    runs = [[r["label"], Path(r["dataset"] or "?").stem, r["best_fit"] or "—",
-             num(r["breakpoint"], 0),
-             pct(r["saturation_level"])] for r in summary["runs"]]
+    runs = [[r["label"], Path(r["dataset"] or "?").stem, *_fit_cells(r)]
+            for r in summary["runs"]]
     out = [text_table([("Run", "<32"), ("Dataset", "<12"), ("Best fit", "<12"),
                        ("Break", ">7"), ("Level", ">8")], runs)]
     for p in summary["pairs"]:
@@ -101,6 +108,7 @@ def run(cfg: StudyConfig, folders: list[Path] | None = None) -> ComparisonSummar
     result = {
         "runs": [{"label": lab, "model": s["model"], "dataset": s.get("dataset"),
                   "results_dir": str(folder), "best_fit": (s["fits"] or {}).get("best"),
+                  "flat": is_flat(s),
                   "breakpoint": (s["fits"] or {}).get("breakpoint"),
                   "saturation_level": (s["fits"] or {}).get("saturation_level"),
                   "top": next(iter(s["emergence"].values()))["top"][:top_k]}

@@ -232,7 +232,8 @@ class LensConfig:
 class PathsConfig:
     results_dir: Path = opt(REPO_ROOT / "results", flag="--results-dir", help="results store")
     annotations_dir: Path = opt(REPO_ROOT / "annotations", flag="--annotations-dir",
-                                help="annotation TSVs (one folder per model inside)")
+                                help="annotation TSVs (one folder per study inside: "
+                                "{model}__{dataset}-s{seed})")
     figures_dir: Path = opt(REPO_ROOT / "figures", flag="--figures-dir", help="figures")
     data_dir: Path = opt(REPO_ROOT / "data", flag="--data-dir",
                          help="models and datasets cache")

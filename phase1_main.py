@@ -25,7 +25,9 @@ from study.cli import config_parser, run_command
 from study.report import console, forcing_output
 from study.run import runner
 from study.schema import Phase1Summary, Record
+from study.schema_analyses import ScalingSummary
 from study.strategies import rollouts
+from study.tables import flat_from, is_flat
 
 PHASE = "phase1"
 # Flags this script shows: the model, the data, decoding, phase-1 budgets, paths and run options.
@@ -43,12 +45,14 @@ def summarize(by_budget: dict[int, list[Record]], confidence: float) -> dict:
     return {"budgets": rows, "saturation_budget": stats.saturation_budget(points)}
 
 
-def format_table(summary: Phase1Summary) -> str:
-    """The accuracy table and the saturation budget."""
+def format_table(summary: Phase1Summary, fits: ScalingSummary | None = None) -> str:
+    """The accuracy table and the saturation budget, or where the curve is flat from when the
+    constant fit is best (``fits``: the scaling summary of these results)."""
     n = next(iter(summary["budgets"].values()))["n"]
+    saturation = (flat_from(summary["budgets"]) if is_flat(fits)
+                  else f"saturation budget: {summary.get('saturation_budget')}")
     return (f"{console.accuracy_table(summary['budgets'], summary.get('thinking'))}\n"
-            f"n = {n} problems; Cut = share of generations stopped by the budget; "
-            f"saturation budget: {summary.get('saturation_budget')}"
+            f"n = {n} problems; Cut = share of generations stopped by the budget; {saturation}"
             f"{forcing_output.comparison_section(summary)}")
 
 
@@ -59,11 +63,14 @@ def run(cfg: StudyConfig) -> Phase1Summary:
         cfg, rollouts.plan_for(cfg, PHASE), lambda b: store.phase1_record_path(results, tag, b),
         store.phase1_combined_path(results, tag),
         lambda by_budget: summarize(by_budget, cfg.statistics.confidence))
-    summary = console.show_phase("phase 1", output, results, format_table(output.summary))
-    # Curve fits and per-problem emergence, from the records just written (or reused); a shard
-    # still waiting for the others has no combined records yet.
-    if store.phase1_combined_path(results, tag).exists():
-        print(scaling.format_scaling(scaling.analyse(cfg)))
+    # Curve fits and per-problem emergence, from the records just written (or reused), before
+    # the table, which says "flat" when they find no budget dependence; a shard still waiting
+    # for the others has no combined records yet.
+    fits = (scaling.analyse(cfg) if store.phase1_combined_path(results, tag).exists()
+            else None)
+    summary = console.show_phase("phase 1", output, results, format_table(output.summary, fits))
+    if fits is not None:
+        print(scaling.format_scaling(fits))
     return summary
 
 

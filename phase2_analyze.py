@@ -2,7 +2,8 @@
 
     python phase2_analyze.py --model qwen-1.5b [--budgets 128 256]
 
-Every annotation TSV in ``{annotations_dir}/{model}/`` (or those of ``--budgets``) is validated
+Every annotation TSV of the study, ``{annotations_dir}/{model}__{dataset}-s{seed}/`` (or those of
+``--budgets``), is validated
 strictly against the schema (annotations/SCHEMA.md) and against the phase-1 records it was
 sampled from; any problem is printed as ``file:line: column: problem`` and the exit code is 2
 with nothing written. The aggregates are described in ``study/annotation/error_analysis.py``. Writes
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from config import StudyConfig
 from study import store
 from study.annotation.error_analysis import analyse, load_validated, report
+from study.annotation.folders import study_flags
 from study.annotation.queue import annotation_folder
 from study.annotation.tsv import AnnotationError, select_tsvs
 from study.cli import config_parser, run_command
@@ -32,10 +34,10 @@ _MAX_SHOWN = 30  # problems printed before "... and N more"
 
 
 def run(cfg: StudyConfig) -> dict:
-    """Validate the model's TSVs, write the analysis file, print its tables; the analysis."""
+    """Validate the study's TSVs, write the analysis file, print its tables; the analysis."""
     started = time.perf_counter()
     tag, results_dir = cfg.model_tag, cfg.paths.results_dir
-    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.run_flags)
+    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, study_flags(cfg))
     rows, records, problems = load_validated(paths, results_dir, tag)
     if problems:
         more = len(problems) - _MAX_SHOWN

@@ -2,7 +2,8 @@
 
     python phase2_annotate.py --model qwen-1.5b [--budgets 128 256]
 
-Walks every row of ``{annotations_dir}/{model}/`` whose error_type is empty, budget by budget,
+Walks every row of the study's folder, ``{annotations_dir}/{model}__{dataset}-s{seed}/`` (named
+from the phase-1 results in --results-dir), whose error_type is empty, budget by budget,
 and shows the question, the gold answer, the prediction and the generation (wrapped; explicit
 "a op b = c" steps highlighted, false ones in red on a terminal, marked >>like this<<
 otherwise). Keys:
@@ -25,21 +26,23 @@ import sys
 from collections.abc import Sequence
 
 from config import StudyConfig
+from study.annotation.folders import study_flags
 from study.annotation.labelling import Prompter, annotate, isatty
 from study.annotation.queue import annotation_folder
 from study.annotation.tsv import AnnotationError, is_labelled, read_table, select_tsvs
 from study.cli import config_parser, run_command
 
-# Labelling reads only the TSVs: no results folder, nothing random (so no --seed).
+# Labelling reads only the TSVs, nothing random; the results folder only names the study's
+# folder (its phase-1 summary gives the dataset and seed; without one, --dataset and --seed do).
 # model.num_layers, forcing.budget_mode and generation.decoding pick the run's files (model_tag)
-SHOWN = ["model.name", "model.num_layers",
-         "forcing.budget_mode", "generation.decoding", "paths.annotations_dir",
-         "annotation.budgets"]
+SHOWN = ["seed", "model.name", "model.num_layers", "data.dataset",
+         "forcing.budget_mode", "generation.decoding", "paths.results_dir",
+         "paths.annotations_dir", "annotation.budgets"]
 
 
 def run(cfg: StudyConfig, prompter: Prompter | None = None) -> dict:
-    """Label the model's unlabelled rows through ``prompter`` (default: this terminal)."""
-    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, cfg.run_flags)
+    """Label the study's unlabelled rows through ``prompter`` (default: this terminal)."""
+    paths = select_tsvs(annotation_folder(cfg), cfg.annotation.budgets, study_flags(cfg))
     try:
         tables = [read_table(p) for p in paths.values()]
     except AnnotationError as exc:
@@ -51,10 +54,10 @@ def run(cfg: StudyConfig, prompter: Prompter | None = None) -> dict:
     left = sum(not is_labelled(row) for t in tables for row in t.rows)
     print(f"labelled {done} row(s) this session; {left} still unlabelled")
     if left:
-        print(f"resume: python phase2_annotate.py {cfg.run_flags} --annotations-dir "
+        print(f"resume: python phase2_annotate.py {study_flags(cfg)} --annotations-dir "
               f"{cfg.paths.annotations_dir}")
     else:
-        print(f"next: python phase2_analyze.py {cfg.run_flags}")
+        print(f"next: python phase2_analyze.py {study_flags(cfg)}")
     return {"labelled": done, "unlabelled": left, "files": [str(p) for p in paths.values()]}
 
 

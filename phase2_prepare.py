@@ -3,15 +3,17 @@
     python phase2_prepare.py --model qwen-1.5b [--budgets 128 256] [--per-budget 30]
                              [--force] [--auto-annotate]
 
-Writes ``{annotations_dir}/{model}/annotate_errors_budget{B}.tsv``. Budgets are the keys of the
-config's ``annotation.samples`` that have a phase-1 record file (or ``--budgets``); each takes
-its configured number of errors (or ``--per-budget``), all of them when it has fewer. The
-sampling rule and the suggestions are described in ``study/annotation/queue.py``; each row gets
-a heuristic ``suggested_error_type``, never a label.
+Writes ``{annotations_dir}/{model}__{dataset}-s{seed}/annotate_errors_budget{B}.tsv``, one folder
+per study (the dataset and seed of the phase-1 results; ``study/annotation/folders.py``). Budgets
+are the keys of the config's ``annotation.samples`` that have a phase-1 record file (or
+``--budgets``); each takes its configured number of errors (or ``--per-budget``), all of them
+when it has fewer. The sampling rule and the suggestions are described in
+``study/annotation/queue.py``; each row gets a heuristic ``suggested_error_type``, never a label.
 
 A TSV holding any human label is left untouched; ``--force`` regenerates it after writing a
 timestamped backup beside it. ``--auto-annotate`` fills blank labels from the suggestions.
-Files from the old flat layout (``annotations/*.tsv``) are moved into the model's folder first.
+Files of earlier layouts (``annotations/*.tsv``, and ``annotations/{model}/`` when its rows are
+this study's) are moved into the study's folder first.
 Exit codes: 0 done, 2 user error (nothing written).
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from config import StudyConfig
+from study.annotation.folders import study_flags
 from study.annotation.queue import (
     annotation_folder,
     auto_annotate,
@@ -46,7 +49,7 @@ SHOWN = ["seed", "model.name", "model.num_layers",
 
 
 def run(cfg: StudyConfig) -> dict:
-    """Write the model's TSVs (keeping those with human labels) and report what is left."""
+    """Write the study's TSVs (keeping those with human labels) and report what is left."""
     budgets = resolve_budgets(cfg)
     errors = errors_by_budget(cfg.paths.results_dir, cfg.model_tag, budgets)
     quotas = quotas_for(budgets, cfg)
@@ -88,7 +91,7 @@ def _sample_line(budget: int, n_errors: int, quota: int, rows: list[dict], path:
 
 
 def _print_next(cfg: StudyConfig, pending_lines: list[str]) -> None:
-    flags = cfg.run_flags
+    flags = study_flags(cfg)
     if pending_lines:
         print("rows to label:\n" + "\n".join(pending_lines))
         print(f"next: python phase2_annotate.py {flags} --annotations-dir "

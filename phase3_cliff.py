@@ -62,6 +62,8 @@ def format_steepest(summary: dict) -> str:
     for row in summary["steepest"]:
         lines.append(f"  {row['from']} → {row['to']}: {row['gain_per_token']:.4f} accuracy per "
                      f"token {_ci(row)}".rstrip())
+    if summary["gains"] and not cliff.has_cliff(summary):
+        lines.append("No cliff: no step's gain per token has a 95% CI above 0.")
     window = summary.get("half_gain_window")
     total = summary["total_gain"]
     if window:

@@ -32,7 +32,7 @@ import yaml
 from config import REPO_ROOT, StudyConfig
 from study import store
 from study.data.datasets import REGISTRY
-from study.tables import markdown_table, num, pct
+from study.tables import flat_from, markdown_table, num, pct
 
 MARKER = "cell.json"  # written when a cell finished; holds its fingerprint and cost
 
@@ -162,8 +162,10 @@ def cell_row(cell: Cell, cfg: StudyConfig, outcome: dict) -> dict:
         sc = store.read_json(sc_path)
         fits = sc.get("fits") or {}
         block = next(iter(sc.get("emergence", {}).values()), {})
-        row.update({"best_fit": fits.get("best"), "breakpoint": fits.get("breakpoint"),
+        row.update({"best_fit": fits.get("best"), "flat": bool(fits.get("flat")),
+                    "breakpoint": fits.get("breakpoint"),
                     "breakpoint_ci": fits.get("breakpoint_ci"),
+                    "breakpoint_ci_note": fits.get("breakpoint_ci_note"),
                     "saturation_level": fits.get("saturation_level"),
                     "cliff_window": sc.get("cliff_window"),
                     "share_jumping": block.get("share_jumping")})
@@ -172,6 +174,19 @@ def cell_row(cell: Cell, cfg: StudyConfig, outcome: dict) -> dict:
 
 def _window(value: list[int] | None) -> str:
     return f"{value[0]}-{value[1]}" if value else ""
+
+
+def _fit_cells(r: dict) -> list[str]:
+    """Saturation budget, best fit, breakpoint, its CI, fitted level and cliff window: "flat"
+    in each when the constant fit is best (none of them is in a flat curve's data)."""
+    accuracy = r.get("accuracy") or {}
+    if r.get("flat"):
+        return [flat_from(accuracy) if accuracy else "flat", *["flat"] * 5]
+    ci, note = r.get("breakpoint_ci"), r.get("breakpoint_ci_note")
+    return [r.get("saturation_budget") or "", r.get("best_fit") or "",
+            num(r.get("breakpoint"), 0, missing=""),
+            f"{ci[0]:.0f}-{ci[1]:.0f}" if ci else "none (no spread)" if note else "",
+            pct(r.get("saturation_level"), missing=""), _window(r.get("cliff_window"))]
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -183,13 +198,8 @@ def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     out = []
     for r in rows:
         acc = r.get("accuracy", {})
-        ci = r.get("breakpoint_ci")
         out.append([r["cell"], r["status"], r.get("n") or "",
-                    *[pct(acc.get(str(b)), missing="") for b in budgets],
-                    r.get("saturation_budget") or "", r.get("best_fit") or "",
-                    num(r.get("breakpoint"), 0, missing=""),
-                    f"{ci[0]:.0f}-{ci[1]:.0f}" if ci else "",
-                    pct(r.get("saturation_level"), missing=""), _window(r.get("cliff_window")),
+                    *[pct(acc.get(str(b)), missing="") for b in budgets], *_fit_cells(r),
                     pct(r.get("share_jumping"), 0, missing=""), r.get("generated_tokens") or "",
                     num(r.get("wall_time_s"), missing=""), num(r.get("peak_rss_mb"), 0,
                                                                missing=""),
@@ -202,7 +212,10 @@ def write_summary(root: Path, rows: list[dict], cfg: StudyConfig) -> list[Path]:
     header, cells_text = table_rows(rows)
     paths = [root / "grid_summary.md", root / "grid_summary.csv", root / "grid_summary.json"]
     notes = ("Accuracy per budget from phase 1; best fit by BIC; breakpoint and its bootstrap CI "
-             "in tokens; fitted level = the saturating fit's asymptote; cliff window = phase "
+             "in tokens (none (no spread): every resample gave the same breakpoint, or none "
+             "identified one); fitted level = the saturating fit's asymptote; flat = the "
+             "constant fit is best by BIC (no budget dependence, so no saturation budget, "
+             "breakpoint, level or cliff window); cliff window = phase "
              "1's half-gain window; jumping = share of problems that jump; tokens, wall time "
              "and tokens/s from the phase-1 provenance (of the run that generated them); peak "
              "RSS = the cell process's maximum resident memory.")

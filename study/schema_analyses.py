@@ -89,12 +89,14 @@ class CurveFits(TypedDict):
     n_problems: int
     samples: int  # outcomes per problem and budget
     n_outcomes: int  # N of the BIC
-    models: dict[str, FittedModel]  # "log-linear", "piecewise", "saturating"
+    models: dict[str, FittedModel]  # "log-linear", "piecewise", "saturating", "constant"
     best: str  # lowest BIC
     best_aic: str  # lowest AIC
-    breakpoint: float  # budget (tokens) of the piecewise fit's breakpoint
-    breakpoint_ci: list[float] | None  # bootstrap over problems, in tokens
-    saturation_level: float  # the saturating fit's asymptote
+    flat: bool  # the constant is best: no budget dependence, so no breakpoint and no level
+    breakpoint: float | None  # budget (tokens) of the piecewise fit's breakpoint; None if flat
+    breakpoint_ci: list[float] | None  # bootstrap over problems, in tokens; None: see the note
+    breakpoint_ci_note: str | None  # why there is no interval (no spread, nothing identified)
+    saturation_level: float | None  # the saturating fit's asymptote; None if flat
     bootstrap_resamples: int
 
 
@@ -148,6 +150,7 @@ class ComparedRun(TypedDict):
     dataset: str | None
     results_dir: str
     best_fit: str | None
+    flat: bool  # the constant fit is best: breakpoint and saturation_level are None
     breakpoint: float | None
     saturation_level: float | None
     top: list[str]  # most emergent problems

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 MISSING = "—"  # shown for a value that is undefined (no rows, no CI)
+FLAT = "flat: no budget dependence"  # said wherever the constant fit of a curve is best
 
 
 def finite(obj: Any) -> Any:
@@ -73,3 +74,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def by_budget(budgets: dict[str, Any]) -> list[Any]:
     """A summary's per-budget blocks (keyed by budget strings) in budget order."""
     return sorted(budgets.values(), key=lambda row: row["budget"])
+
+
+def is_flat(scaling: Any) -> bool:
+    """Whether a scaling summary (``study.schema_analyses.ScalingSummary``, or None) found its
+    curve flat: the constant fit best by BIC."""
+    return bool(((scaling or {}).get("fits") or {}).get("flat"))
+
+
+def flat_from(budgets: Any) -> str:
+    """'flat from B0', B0 the smallest budget: said instead of a saturation budget, since a flat
+    curve never rose to saturate anywhere."""
+    return f"flat from {min(int(b) for b in budgets)}"

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from config import StudyConfig
+from study.annotation import folders
+
 MODEL = "qwen-1.5b"
+DEFAULTS = StudyConfig()
 # Questions carry a tab, quotes and a newline so every test also exercises the escaping.
 QUESTION = 'Tom has {n} apples\tand "gets" {n} more.\nHow many?'
 
@@ -70,6 +74,23 @@ def dirs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
                                   "--annotations-dir", str(annotations)]
 
 
+def study_dir(annotations: Path, model: str = MODEL, dataset: str = DEFAULTS.data.dataset,
+              seed: int = DEFAULTS.seed) -> Path:
+    """The study's annotation folder: these record files come without a phase-1 summary, so
+    the study is named from the config (its defaults unless a test passes others)."""
+    return Path(annotations) / folders.study_name(model, dataset, seed)
+
+
 def tsv(annotations: Path, budget: int, model: str = MODEL) -> Path:
-    """Where phase 2 keeps ``model``'s TSV of ``budget``: one folder per model."""
-    return Path(annotations) / model / f"annotate_errors_budget{budget}.tsv"
+    """Where phase 2 keeps ``model``'s TSV of ``budget``: one folder per study."""
+    return study_dir(annotations, model) / f"annotate_errors_budget{budget}.tsv"
+
+
+def write_phase1_summary(results_dir: Path, dataset: str, seed: int,
+                         model: str = MODEL) -> Path:
+    """The phase-1 summary's fields that name the study (its dataset and seed)."""
+    path = Path(results_dir) / f"phase1_combined_{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"phase": "phase1", "model": model, "dataset": dataset,
+                                "budgets": {}, "provenance": {"seed": seed}}), encoding="utf-8")
+    return path

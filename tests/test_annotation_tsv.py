@@ -1,12 +1,16 @@
-"""study.annotation.tsv: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing, and
-the per-model folders (files from the old flat layout are moved in, never over another)."""
+"""study.annotation.tsv: escaping round-trips, spreadsheet tolerance, strict checks, fuzzing; and
+study.annotation.folders: the per-study folders' names (from the phase-1 results when there are
+some), and files from the old flat layout moved in, never over another."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
+from config import StudyConfig
+from study.annotation.folders import study_folder, study_name, study_of
 from study.annotation.tsv import (
     COLUMNS,
     AnnotationError,
@@ -14,7 +18,6 @@ from study.annotation.tsv import (
     escape_text,
     has_human_work,
     list_tsvs,
-    model_folder,
     read_table,
     render_table,
     unescape_text,
@@ -205,19 +208,42 @@ def test_list_tsvs_ignores_backups_and_other_files(tmp_path):
     assert list(list_tsvs(tmp_path)) == [64, 256]
 
 
-# ---------------------------------------------------------------- per-model folders
+# ---------------------------------------------------------------- per-study folders
 
 FLAT = ["annotate_errors_budget64.tsv", "annotate_errors_budget256.tsv",
         "annotate_errors_budget64.tsv.20240101-000000.bak"]
 OTHERS = ["SCHEMA.md", "x.tsv", "annotate_errors_budget64.tsv.notes"]
 
 
-def test_model_folder_moves_flat_files_and_their_backups(tmp_path):
+def config(tmp_path, model="m", **changes):
+    return StudyConfig().replace({"paths.annotations_dir": tmp_path, "model.name": model,
+                                  "paths.results_dir": tmp_path / "results", **changes})
+
+
+@pytest.mark.parametrize("dataset, seed, name", [
+    ("gsm8k", 1234, "m__gsm8k-s1234"), ("arith", 7, "m__arith-s7"),
+    ("/data/my set (v2).jsonl", 1, "m__my-set-v2-s1"),  # a local file: its stem, made safe
+])
+def test_study_names(dataset, seed, name):
+    assert study_name("m", dataset, seed) == name
+
+
+def test_the_study_is_read_from_the_phase1_summary_else_the_config(tmp_path):
+    cfg = config(tmp_path, **{"data.dataset": "math500", "seed": 3})
+    assert study_of(cfg) == ("math500", 3)  # no phase-1 results yet
+    summary = tmp_path / "results" / "phase1_combined_m.json"
+    summary.parent.mkdir()
+    summary.write_text(json.dumps({"dataset": "arith", "provenance": {"seed": 9}}))
+    assert study_of(cfg) == ("arith", 9)  # what the records were made from wins
+    assert study_folder(cfg, print) == tmp_path / "m__arith-s9"
+
+
+def test_flat_files_and_their_backups_move_into_the_study_folder(tmp_path):
     for name in FLAT + OTHERS:
         (tmp_path / name).write_text(name)
     said: list[str] = []
-    folder = model_folder(tmp_path, "qwen-7b", "Qwen/Qwen2.5-7B", said.append)
-    assert folder == tmp_path / "qwen-7b"
+    folder = study_folder(config(tmp_path, "Qwen/Qwen2.5-7B"), said.append)
+    assert folder == tmp_path / "Qwen--Qwen2.5-7B__gsm8k-s1234"
     assert sorted(p.name for p in folder.iterdir()) == sorted(FLAT)
     assert all((folder / name).read_text() == name for name in FLAT)  # contents untouched
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(OTHERS)
@@ -226,26 +252,28 @@ def test_model_folder_moves_flat_files_and_their_backups(tmp_path):
     assert list_tsvs(folder) == {64: folder / FLAT[0], 256: folder / FLAT[1]}
 
 
-def test_model_folder_without_flat_files_creates_and_says_nothing(tmp_path):
+def test_no_earlier_files_creates_nothing_and_says_nothing(tmp_path):
     said: list[str] = []
-    assert model_folder(tmp_path / "none", "m", "m", said.append) == tmp_path / "none" / "m"
+    folder = study_folder(config(tmp_path / "none"), said.append)
+    assert folder == tmp_path / "none" / "m__gsm8k-s1234"
     assert not (tmp_path / "none").exists() and said == []
 
 
-def test_model_folder_never_moves_over_a_file_and_then_moves_nothing(tmp_path):
+def test_flat_files_never_move_over_a_file_and_then_nothing_moves(tmp_path):
     for name in FLAT:
         (tmp_path / name).write_text("flat " + name)
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / FLAT[1]).write_text("labelled in the folder")
+    folder = tmp_path / "m__gsm8k-s1234"
+    folder.mkdir()
+    (folder / FLAT[1]).write_text("labelled in the folder")
     with pytest.raises(AnnotationError) as info:
-        model_folder(tmp_path, "m", "m", print)
+        study_folder(config(tmp_path), print)
     assert isinstance(info.value, UserError) and len(info.value.problems) == 1
     message = str(info.value)
-    assert f"{tmp_path / FLAT[1]} and {tmp_path / 'm' / FLAT[1]} both exist" in message
+    assert f"{tmp_path / FLAT[1]} and {folder / FLAT[1]} both exist" in message
     assert "\n" not in message
     assert all((tmp_path / name).read_text() == "flat " + name for name in FLAT)
-    assert [p.name for p in (tmp_path / "m").iterdir()] == [FLAT[1]]
-    assert (tmp_path / "m" / FLAT[1]).read_text() == "labelled in the folder"
+    assert [p.name for p in folder.iterdir()] == [FLAT[1]]
+    assert (folder / FLAT[1]).read_text() == "labelled in the folder"
 
 
 def test_annotation_error_is_a_one_line_user_error():

@@ -55,9 +55,25 @@ def test_local_files_in_every_format(tmp_path, suffix):
 
 def test_local_file_without_answer_column_names_the_row(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n" + json.dumps({"q": 1}))
-    with pytest.raises(problems_io.DatasetError, match=r"bad.jsonl: row 2: needs 'question'"):
+    # A blank line between the rows: the message names the file's line (3), not the row (2).
+    path.write_text(json.dumps({"question": "q", "answer": "1"}) + "\n\n" + json.dumps({"q": 1}))
+    with pytest.raises(problems_io.DatasetError, match=r"bad.jsonl:3: needs 'question'"):
         datasets.load_problems(str(path), None, 0, tmp_path)
+    csv_path = tmp_path / "bad.csv"  # other formats have no lines of their own per row
+    csv_path.write_text("question,solution\nq,1\n")
+    with pytest.raises(problems_io.DatasetError, match=r"bad.csv: row 1: needs 'question'"):
+        datasets.load_problems(str(csv_path), None, 0, tmp_path)
+
+
+def test_a_malformed_jsonl_row_is_named_by_its_line_in_the_file(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    good = json.dumps({"question": "q", "answer": "1"})
+    path.write_text(f"{good}\n\n{good}\n" + '{"question": "unterminated' + "\n" + good + "\n")
+    with pytest.raises(problems_io.DatasetError) as info:
+        datasets.load_problems(str(path), None, 0, tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:4: cannot read this row as JSON (Unterminated string")
+    assert "line 1" not in message  # json's position inside the row is not the file's
 
 
 def test_dataset_errors_are_user_errors():

@@ -8,6 +8,7 @@ import pytest
 
 from config import DEMO_CONFIG, load_yaml
 from study import store
+from study.annotation.folders import study_name
 
 pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
@@ -37,7 +38,8 @@ def test_demo_runs_every_later_phase(hf_demo):
     assert cliff["provenance"]["rollouts_generated"] == 0  # derived from phase-1 rollouts
     assert store.phase3_structure_path(results, MODEL).exists()
     assert store.phase2_analysis_path(results, MODEL).exists()
-    tsvs = sorted((hf_demo["annotations"] / MODEL).glob("annotate_errors_budget*.tsv"))
+    folder = hf_demo["annotations"] / study_name(MODEL, DEMO.data.dataset, DEMO.seed)
+    tsvs = sorted(folder.glob("annotate_errors_budget*.tsv"))
     assert tsvs, "phase 2 wrote no annotation files"
     figures = {p.name for p in hf_demo["figures"].glob("*.png")}
     assert f"fig1_saturation_curve_{MODEL}.png" in figures

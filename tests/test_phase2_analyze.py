@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from phase2_fixtures import MODEL, dirs, record, standard_results, tsv
+from phase2_fixtures import MODEL, dirs, record, standard_results, study_dir, tsv
 
 import phase2_analyze as analyze
 import phase2_prepare as prep
@@ -202,7 +202,7 @@ def test_files_are_the_models_tsvs_and_budgets_select_some(study):
 
 def test_flat_files_are_moved_before_the_analysis(study, capsys):
     results, annotations, flags = study
-    for path in (annotations / MODEL).iterdir():
+    for path in study_dir(annotations).iterdir():
         path.rename(annotations / path.name)
     assert analyze.main(flags) == 0
     assert "annotations: moved 3 file(s)" in capsys.readouterr().out

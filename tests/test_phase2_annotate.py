@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from phase2_fixtures import MODEL, dirs, standard_results, tsv
+from phase2_fixtures import MODEL, dirs, standard_results, study_dir, tsv
 
 import phase2_annotate as annot
 import phase2_prepare as prep
@@ -80,7 +80,7 @@ def test_labels_everything_across_files_then_points_to_analyze(prepared, monkeyp
     annotations, flags = prepared
     assert run(monkeypatch, flags, "h\nn\n\n\n" * 9) == 0
     assert "next: python phase2_analyze.py" in capsys.readouterr().out
-    assert set(queue.pending_labels(annotations / MODEL).values()) == {0}
+    assert set(queue.pending_labels(study_dir(annotations)).values()) == {0}
     assert {r[0] for b in (128, 256, 512) for r in labels(annotations, b)} == {"hallucination"}
 
 
@@ -114,7 +114,7 @@ def test_no_tsvs_is_a_user_error(tmp_path, monkeypatch, capsys):
     _, annotations, _ = dirs(tmp_path)
     assert run(monkeypatch, ["--annotations-dir", str(annotations)], "") == 2
     err = capsys.readouterr().err
-    assert f"{annotations / MODEL}: no annotate_errors_budget*.tsv" in err
+    assert f"{study_dir(annotations)}: no annotate_errors_budget*.tsv" in err
     assert f"phase2_prepare.py --model {MODEL}" in err
 
 
@@ -144,7 +144,7 @@ def test_run_takes_a_prompter_and_moves_flat_files_first(prepared, capsys):
     from config import StudyConfig
 
     annotations, _ = prepared
-    for path in (annotations / MODEL).iterdir():
+    for path in study_dir(annotations).iterdir():
         path.rename(annotations / path.name)
     cfg = StudyConfig().replace({"paths.annotations_dir": annotations,
                                  "annotation.budgets": [256]})

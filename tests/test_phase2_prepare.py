@@ -1,10 +1,21 @@
 """phase2_prepare and study.annotation.queue: sampling, suggestions, TSV content, label safety,
-the move from the flat layout to per-model folders, and the run_all gate."""
+one folder per study (two studies of a model do not collide), the moves from the flat and the
+per-model layouts, and the run_all gate."""
 
 from __future__ import annotations
 
 import pytest
-from phase2_fixtures import MODEL, QUESTION, dirs, record, standard_results, tsv
+from phase2_fixtures import (
+    MODEL,
+    QUESTION,
+    dirs,
+    record,
+    standard_results,
+    study_dir,
+    tsv,
+    write_phase1_summary,
+    write_records,
+)
 
 import phase2_prepare as prep
 from config import StudyConfig
@@ -68,8 +79,8 @@ def test_prepare_writes_one_tsv_per_budget(tmp_path, capsys):
     assert (first["hit_budget"], first["tokens_used"]) == ("true", "128")
     assert first["suggested_error_type"] == "incomplete"
     assert all(r["error_type"] == "" and r["annotator"] == "" for r in rows)
-    assert [p.name for p in annotations.iterdir()] == [MODEL]  # one folder per model
-    assert sorted(p.name for p in (annotations / MODEL).iterdir()) == [
+    assert [p.name for p in annotations.iterdir()] == [study_dir(annotations).name]  # one study
+    assert sorted(p.name for p in study_dir(annotations).iterdir()) == [
         f"annotate_errors_budget{b}.tsv" for b in (128, 256, 512)]
     assert f"-> {tsv(annotations, 128)} (suggested:" in out
 
@@ -82,8 +93,8 @@ def test_budgets_and_per_budget_flags(tmp_path):
     assert not tsv(annotations, 512).exists()
 
 
-def label_first_row(annotations, budget=128, **labels):
-    path = tsv(annotations, budget)
+def label_first_row(annotations, budget=128, folder=None, **labels):
+    path = tsv(annotations, budget) if folder is None else folder / tsv(annotations, budget).name
     table = read_table(path)
     table.rows[0].update(labels)
     write_table(path, table.rows)
@@ -99,7 +110,7 @@ def test_rerun_keeps_human_labels_and_force_backs_up(tmp_path, capsys):
     assert prep.main([*flags, "--per-budget", "1"]) == 0
     assert "kept" in capsys.readouterr().out and path.read_bytes() == labelled
     assert prep.main([*flags, "--per-budget", "1", "--force"]) == 0
-    backups = list((annotations / MODEL).glob("annotate_errors_budget128.tsv.*.bak"))
+    backups = list(study_dir(annotations).glob("annotate_errors_budget128.tsv.*.bak"))
     assert len(backups) == 1 and backups[0].read_bytes() == labelled
     assert len(read_table(path).rows) == 1 and read_table(path).rows[0]["error_type"] == ""
     assert "backed up" in capsys.readouterr().out
@@ -154,7 +165,7 @@ def test_pending_labels_and_auto_annotate(tmp_path):
     standard_results(results)
     prep.main(flags)
     label_first_row(annotations, error_type="setup", recoverable="no", annotator="human")
-    folder = annotations / MODEL
+    folder = study_dir(annotations)
     pending = queue.pending_labels(folder)
     assert {p.name: n for p, n in pending.items()} == {
         "annotate_errors_budget128.tsv": 3, "annotate_errors_budget256.tsv": 3,
@@ -196,6 +207,84 @@ def test_results_of_another_model_go_to_that_models_folder(tmp_path):
     assert len(read_table(tsv(annotations, 128, "qwen-7b")).rows) == 1
 
 
+# ---------------------------------------------------------------- one folder per study
+
+def test_two_studies_of_one_model_on_two_datasets_do_not_collide(tmp_path, capsys):
+    """The demo after a study of the same model: each prepares, labels and passes its gate in
+    its own folder, named from its phase-1 results; neither sees the other's rows."""
+    annotations = tmp_path / "annotations"
+    studies = {"gsm8k": tmp_path / "gsm8k", "arith": tmp_path / "arith"}
+    wrong = {"gsm8k": None, "arith": {128: {"p6": ("6 + 6 = 13. #### 13", False)}}}
+    for dataset, results in studies.items():
+        standard_results(results, wrong[dataset])
+        write_phase1_summary(results, dataset, 7)
+    flags = {d: ["--results-dir", str(r), "--annotations-dir", str(annotations)]
+             for d, r in studies.items()}
+    assert prep.main(flags["gsm8k"]) == 0
+    gsm8k = study_dir(annotations, dataset="gsm8k", seed=7)
+    label_first_row(annotations, error_type="logic", notes="mine", annotator="human",
+                    folder=gsm8k)
+    before = {p.name: p.read_bytes() for p in gsm8k.iterdir()}
+    capsys.readouterr()
+    assert prep.main(flags["arith"]) == 0  # would stop on the gsm8k study's labels before
+    arith = study_dir(annotations, dataset="arith", seed=7)
+    assert sorted(p.name for p in annotations.iterdir()) == sorted([gsm8k.name, arith.name])
+    assert f"-> {arith / 'annotate_errors_budget128.tsv'}" in capsys.readouterr().out
+    assert [r["problem_id"] for r in read_table(arith / "annotate_errors_budget128.tsv").rows] \
+        == ["p6"]
+    assert {p.name: p.read_bytes() for p in gsm8k.iterdir()} == before  # untouched
+    arith_cfg = config_for(tmp_path, **{"paths.results_dir": studies["arith"],
+                                        "annotation.auto_annotate": True})
+    assert queue.annotation_gate(arith_cfg, "unused") == 0  # the gsm8k rows are not waited on
+    gsm8k_cfg = config_for(tmp_path, **{"paths.results_dir": studies["gsm8k"]})
+    assert queue.annotation_gate(gsm8k_cfg, "unused") == queue.GATE_EXIT_CODE  # its own rows
+    assert read_table(gsm8k / "annotate_errors_budget128.tsv").rows[0]["notes"] == "mine"
+
+
+def per_model_study(tmp_path):
+    """A study prepared in the per-model layout of earlier versions, one human label at 128."""
+    results, annotations, flags = dirs(tmp_path)
+    standard_results(results)
+    prep.main(flags)
+    label_first_row(annotations, error_type="logic", notes="mine", annotator="human")
+    study_dir(annotations).rename(annotations / MODEL)
+    return results, annotations, flags
+
+
+def test_a_per_model_folder_of_this_study_moves_in_with_one_line(tmp_path, capsys):
+    results, annotations, flags = per_model_study(tmp_path)
+    old = {p.name: p.read_bytes() for p in (annotations / MODEL).iterdir()}
+    capsys.readouterr()
+    assert prep.main(flags) == 0
+    out = capsys.readouterr().out
+    assert out.count("annotations: moved") == 1
+    assert (f"annotations: moved 3 file(s) from {annotations / MODEL} (one folder per model, "
+            f"from earlier versions) into {study_dir(annotations)}") in out
+    assert "budget 128: kept" in out  # the label came along
+    assert [p.name for p in annotations.iterdir()] == [study_dir(annotations).name]
+    assert {p.name: p.read_bytes() for p in study_dir(annotations).iterdir()} == old
+
+
+def test_a_per_model_folder_of_another_study_is_left_in_place(tmp_path, capsys):
+    _, annotations, _ = per_model_study(tmp_path)
+    old = {p.name: p.read_bytes() for p in (annotations / MODEL).iterdir()}
+    other = tmp_path / "other"  # same model, at every budget, on other problems (another set)
+    for budget in (128, 256, 512):
+        write_records(other, budget, [record("q7", budget, "7 + 7 = 15. #### 15", False),
+                                      record("q8", budget, "q8 ok #### 16", True)])
+    write_phase1_summary(other, "arith", 1234)
+    capsys.readouterr()
+    assert prep.main(["--results-dir", str(other), "--annotations-dir", str(annotations),
+                      "--budgets", "128"]) == 0
+    out = capsys.readouterr().out
+    assert f"{annotations / MODEL} (one folder per model, from earlier versions) holds rows " \
+        "that are not this study's phase-1 errors, so it is left in place" in out
+    assert {p.name: p.read_bytes() for p in (annotations / MODEL).iterdir()} == old
+    mine = study_dir(annotations, dataset="arith")
+    assert [r["problem_id"] for r in read_table(mine / "annotate_errors_budget128.tsv").rows] \
+        == ["q7"]
+
+
 # ---------------------------------------------------------------- the old flat layout
 
 def flat_study(tmp_path):
@@ -204,9 +293,9 @@ def flat_study(tmp_path):
     standard_results(results)
     prep.main(flags)
     label_first_row(annotations, error_type="logic", notes="mine", annotator="human")
-    for path in (annotations / MODEL).iterdir():
+    for path in study_dir(annotations).iterdir():
         path.rename(annotations / path.name)
-    (annotations / MODEL).rmdir()
+    study_dir(annotations).rmdir()
     (annotations / "annotate_errors_budget128.tsv.20240101-000000.bak").write_text("old")
     return results, annotations, flags
 
@@ -216,12 +305,12 @@ def test_flat_files_move_into_the_model_folder_with_a_message(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in annotations.iterdir()}
     assert prep.main(flags) == 0
     out = capsys.readouterr().out
-    assert f"moved 4 file(s) from {annotations} into {annotations / MODEL}" in out
+    assert f"moved 4 file(s) from {annotations} into {study_dir(annotations)}" in out
     assert f"--model {MODEL}'s (this run)" in out
     assert f"{annotations / 'annotate_errors_budget128.tsv'} -> {tsv(annotations, 128)}" in out
     assert "budget 128: kept" in out  # the moved file holds a human label
-    assert [p.name for p in annotations.iterdir()] == [MODEL]
-    moved = {p.name: p.read_bytes() for p in (annotations / MODEL).iterdir()}
+    assert [p.name for p in annotations.iterdir()] == [study_dir(annotations).name]
+    moved = {p.name: p.read_bytes() for p in study_dir(annotations).iterdir()}
     assert moved["annotate_errors_budget128.tsv"] == before["annotate_errors_budget128.tsv"]
     assert moved["annotate_errors_budget128.tsv.20240101-000000.bak"] == b"old"
     assert prep.main(flags) == 0 and "moved" not in capsys.readouterr().out  # once only
@@ -260,8 +349,8 @@ def test_gate_waits_for_labels_then_passes(tmp_path, capsys):
         "", "Waiting for annotations — label these rows, then run the same command again:",
         f"  {tsv(annotations, 128)}: 3 rows unlabelled",
         f"  {tsv(annotations, 256)}: 3 rows unlabelled",
-        f"  label interactively:  python phase2_annotate.py --model {MODEL} --annotations-dir "
-        f"{annotations}",
+        f"  label interactively:  python phase2_annotate.py --model {MODEL} --results-dir "
+        f"{results} --annotations-dir {annotations}",
         "  then continue:        python run_all.py --all",
         "  (or add --auto-annotate to fill labels from the suggestions)"]
     auto = cfg.replace({"annotation.auto_annotate": True})

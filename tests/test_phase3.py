@@ -202,6 +202,19 @@ def test_summarize_without_overall_gain_has_no_window():
     assert "No half-gain window" in phase3_cliff.format_steepest(summary)
 
 
+def test_no_step_with_a_ci_above_zero_is_no_cliff():
+    # One problem of 10 flips per step: a gain, but resamples without it show none.
+    noisy = cliff_stats.summarize({16: records_with(0, 16), 32: records_with(1, 32),
+                                   48: records_with(1, 48)}, resamples(200), 0)
+    assert noisy["gains"][0]["gain"] > 0 and noisy["gains"][0]["ci_low"] <= 0
+    assert not cliff_stats.has_cliff(noisy)
+    assert "No cliff: no step's gain per token has a 95% CI above 0." in \
+        phase3_cliff.format_steepest(noisy)
+    clear = cliff_stats.summarize({b: records_with(c, b) for b, c in COUNTS.items()},
+                                  resamples(200), 0)
+    assert cliff_stats.has_cliff(clear) and "No cliff" not in phase3_cliff.format_steepest(clear)
+
+
 def test_steepest_printed_like_the_spec():
     summary = cliff_stats.summarize({b: records_with(c, b) for b, c in COUNTS.items()},
                                     resamples(50), 0)

@@ -12,6 +12,7 @@ import compare
 import run_all
 from config import StudyConfig
 from study import grid, store
+from study.analysis import fits
 
 
 def test_cells_and_their_folders():
@@ -44,11 +45,13 @@ def test_grid_on_the_tiny_model(tiny_model_dir, arith_file, tmp_path, capsys):
     ok = rows[0]
     assert ok["precision"] == "fp32" and ok["cell"].endswith("-fp32__mini")
     assert set(ok["accuracy"]) == {"4", "8", "16"} and ok["n"] == 6
-    assert ok["best_fit"] in ("log-linear", "piecewise", "saturating")
+    assert ok["best_fit"] in fits.MODELS and ok["flat"] == (ok["best_fit"] == "constant")
     assert ok["generated_tokens"] > 0 and ok["peak_rss_mb"] > 100 and ok["tokens_per_s"] > 0
     table = list(csv.reader((root / "grid_summary.csv").open()))
     assert table[0][:6] == ["cell", "status", "n", "acc@4", "acc@8", "acc@16"]
     assert len(table) == 3 and (root / "grid_summary.md").read_text().startswith("# Grid")
+    best_fit = table[1][table[0].index("best fit")]
+    assert best_fit == ("flat" if ok["flat"] else ok["best_fit"])
     comparison = store.read_json(store.comparison_path(root))  # compare.py ran on the grid
     assert [r["results_dir"] for r in comparison["runs"]] == [str(root / "grid" / ok["cell"])]
     assert (tmp_path / "figures" / "compare_runs.png").stat().st_size > 5_000
@@ -105,6 +108,35 @@ def test_compare_two_runs_spearman_and_shared_problems(tmp_path, capsys):
     assert pair["shared_top"] == [p for p in tops[0] if p in tops[1]]
     assert "Spearman" in capsys.readouterr().out
     assert (tmp_path / "figs" / "compare_runs.png").exists()
+
+
+def test_compare_and_the_grid_table_say_flat_where_the_constant_fits_best(tmp_path, capsys):
+    _phase1_run(tmp_path / "rises", "smollm2-135m", [1, 2, 0, 9, 1, 2, 3, 9])
+    _phase1_run(tmp_path / "flat", "qwen-1.5b", [9] * 8)  # never right: 0 % at every budget
+    out = compare.run(StudyConfig().replace({
+        "paths.results_dir": tmp_path, "paths.figures_dir": tmp_path / "figs",
+        "statistics.fit_bootstrap_resamples": 5}), [tmp_path / "rises", tmp_path / "flat"])
+    rises, flat = out["runs"]
+    assert (rises["flat"], flat["flat"]) == (False, True)
+    assert flat["best_fit"] == "constant" and flat["breakpoint"] is None
+    assert flat["saturation_level"] is None
+    lines = capsys.readouterr().out.splitlines()
+    flat_line = next(line for line in lines if line.startswith("qwen-1.5b"))
+    assert flat_line.split()[1:] == ["arith", "flat", "flat", "flat"]
+    assert next(line for line in lines if line.startswith("smollm2-135m")).split()[2] != "flat"
+    # The grid table, from the same kind of rows: "flat" in every fit column.
+    rows = [{"cell": "flat", "status": "ok", "accuracy": {"32": 0.0, "64": 0.0},
+             "saturation_budget": 32, "best_fit": "constant", "flat": True},
+            {"cell": "fixed", "status": "ok", "accuracy": {"32": 0.0, "64": 1.0},
+             "saturation_budget": 64, "best_fit": "piecewise", "flat": False, "breakpoint": 45.0,
+             "breakpoint_ci": None, "breakpoint_ci_note": "no interval: no spread, all 10 "
+             "resamples give 45 tokens", "saturation_level": 1.0, "cliff_window": [32, 64]}]
+    header, cells = grid.table_rows(rows)
+    columns = ["saturation budget", "best fit", "breakpoint", "breakpoint 95% CI",
+               "fitted level", "cliff window"]
+    picked = [[row[header.index(c)] for c in columns] for row in cells]
+    assert picked == [["flat from 32", "flat", "flat", "flat", "flat", "flat"],
+                      [64, "piecewise", "45", "none (no spread)", "100.0%", "32-64"]]
 
 
 def test_compare_without_runs_is_a_user_error(tmp_path, capsys):

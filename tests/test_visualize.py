@@ -548,6 +548,47 @@ def test_report_holds_tables_findings_provenance_and_links(rendered):
         assert (results / link).resolve().exists(), link
 
 
+def test_a_flat_study_is_called_flat_in_the_report_figure_6_and_phase_1(tmp_path):
+    """0 % at every budget: the constant fit is best, so the report, figure 6 and phase 1's
+    table say flat, give no saturation budget, breakpoint or level; phase 3's steps have no
+    CI above 0, so there is no cliff."""
+    import numpy as np
+
+    import phase1_main
+    from study.analysis import fits
+
+    results = tmp_path / "results"
+    p1 = phase1(MODEL, [0.0] * 4)
+    p1["saturation_budget"] = 32
+    flat = {**scaling_fixture(), "budgets": p1["budgets"], "cliff_window": None,
+            "fits": fits.fit_all(BUDGETS, np.zeros((40, 4)), n_resamples=20, confidence=0.95,
+                                 seed=7)}
+    p3 = phase3()
+    for g in p3["gains"]:
+        g["ci_low"] = -0.001  # every step's interval reaches below 0
+    for key, summary in (("phase1", p1), ("scaling", flat), ("phase3", p3)):
+        store.write_json(path_of(key, results), summary)
+    assert run(results, tmp_path / "figs", "--format", "png") == 0
+    text = (results / f"report_{MODEL}.md").read_text()
+    for expected in ["Accuracy is flat: no budget dependence over 32–256 tokens (measured "
+                     "0.0%, 0.0%, 0.0%, 0.0%): the constant fit, 0.0% at every budget, is best",
+                     "so the curve is flat from 32 and has no saturation budget",
+                     "Flat: no budget dependence (flat from 32; the constant fit is best).",
+                     "| constant * | 1 |", "flat: no budget dependence (0.0% at every budget), so "
+                     "no breakpoint and no fitted saturation level",
+                     "no cliff: no step's gain per token has a 95% CI above 0"]:
+        assert expected in text, expected
+    assert "saturates at" not in text and "**32**" not in text and "break at" not in text
+    figure = catalog.fig6_curve_fits(flat)
+    assert "flat: no budget dependence" in figure.axes[0].get_title()
+    assert "constant (best BIC)" in labelled_lines(figure.axes[0])
+    assert "fitted saturation level" not in labelled_lines(figure.axes[0])
+    table = phase1_main.format_table(p1, flat)
+    assert table.endswith("n = 40 problems; Cut = share of generations stopped by the budget; "
+                          "flat from 32")
+    assert phase1_main.format_table(p1).endswith("saturation budget: 32")  # without the fits
+
+
 def test_report_names_the_command_for_each_missing_phase(tmp_path):
     results = tmp_path / "r"
     store.write_json(path_of("phase1", results), phase1(MODEL, [.1, .2, .3, .3]))

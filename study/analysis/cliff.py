@@ -1,8 +1,8 @@
 """Phase-3 analysis: where on a fine budget grid does accuracy climb fastest?
 
 Pure functions over records: accuracy per budget, gain per token between neighbouring budgets
-with paired bootstrap CIs over problems, the steepest steps, and the narrowest window holding
-half of the total gain.
+with paired bootstrap CIs over problems, the steepest steps, the narrowest window holding half of
+the total gain, and whether any step is a cliff at all (``has_cliff``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ def correct_matrix(records: list[Record]) -> np.ndarray:
     for record in records:
         rows.setdefault(record["problem_id"], {})[record["sample"]] = bool(record["correct"])
     return np.array([[row[s] for s in sorted(row)] for row in rows.values()], dtype=float)
+
+
+def has_cliff(summary: dict) -> bool:
+    """Whether some step's gain per token has a paired CI lying above 0. Without one, every
+    step's rise is within what resampling the problems gives: there is no cliff to point at,
+    however the steepest step and the half-gain window fall."""
+    return any((g.get("ci_low") or 0.0) > 0 for g in summary.get("gains", []))
 
 
 def summarize(by_budget: dict[int, list[Record]], st: StatisticsConfig, seed: int) -> dict:

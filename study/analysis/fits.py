@@ -1,4 +1,5 @@
-"""Curve fits of accuracy against log2(budget): log-linear, piecewise (one breakpoint), saturating.
+"""Curve fits of accuracy against log2(budget): log-linear, piecewise (one breakpoint), saturating,
+and the constant (no budget dependence) they are all compared with.
 
 Pure numbers in, numbers out. The data are per-problem outcomes: ``outcomes[i, j]`` is how many
 of problem i's ``samples`` generations were correct at budget j. Each model gives a success
@@ -16,10 +17,20 @@ in [0, 1], so no fitted curve leaves the unit interval on the budget range):
   each tau on a grid of ``TAU_STEP`` octaves strictly inside the budget range, and the best
   kept. Its CI is a percentile bootstrap over problems (each resample refits the profile);
 * ``saturating``: p = a + (L - a)(1 - exp(-c (x - x0))); 3 parameters; L is the fitted
-  saturation level (the accuracy it approaches as the budget grows).
+  saturation level (the accuracy it approaches as the budget grows);
+* ``constant``: p = c at every budget; 1 parameter (c = all correct / all outcomes, its maximum
+  likelihood). It is the null model: the other three contain it, so it never fits better, and
+  it wins only when their extra parameters buy less likelihood than BIC charges for them.
 
-AIC = 2k - 2 log L and BIC = k ln(N) - 2 log L with N the number of outcomes; the best model
-has the lowest BIC (AIC is reported beside it).
+AIC = 2k - 2 log L and BIC = k ln(N) - 2 log L with N the number of outcomes, for every model
+from the same Bernoulli likelihood (``log_likelihood``, the same clipping to [eps, 1 - eps]);
+the best model has the lowest BIC (AIC is reported beside it). When the constant is best the
+curve is *flat*: no breakpoint and no saturation level is reported, since none is in the data.
+
+The breakpoint's bootstrap interval says when it is no interval: a resample whose profile
+likelihood is the same at every breakpoint (a resample of flat trajectories) identifies no
+breakpoint and is left out, and when no resample is left, or every one left gives the same
+breakpoint, ``breakpoint_ci_note`` says so instead of an [x, x] interval.
 """
 
 from __future__ import annotations
@@ -28,11 +39,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-MODELS = ("log-linear", "piecewise", "saturating")
+from study.analysis.intervals import degenerate_note
+
+# The constant goes last, so the three curves keep their rows, order and figure colours.
+MODELS = ("log-linear", "piecewise", "saturating", "constant")
 TAU_STEP = 0.125  # breakpoint grid: 8 candidates per doubling
 _EPS = 1e-6  # probabilities are kept in [eps, 1 - eps] so every log is finite
 _RATE = (1e-3, 20.0)  # saturating rate c per doubling: from almost linear to a step
 _RATE_STARTS = (0.25, 1.0, 4.0)  # c is not concave in the likelihood: a few starts
+# A resample's profile log-likelihood that varies by less than this over the breakpoint grid
+# identifies no breakpoint (flat data give the same fit at every tau, up to float noise ~1e-15).
+_FLAT_PROFILE = 1e-6
 
 
 def counts(outcomes: np.ndarray, samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +76,8 @@ def predict(model: str, params: dict, x: np.ndarray) -> np.ndarray:
     if model == "saturating":
         return params["a"] + (params["level"] - params["a"]) * (
             1 - np.exp(-params["rate"] * (x - x0)))
+    if model == "constant":
+        return np.full_like(x, params["p"])
     raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
 
 
@@ -176,31 +195,47 @@ def fit_saturating(x: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[dict, f
     return {"x0": x0, "a": theta[0], "level": theta[1], "rate": theta[2]}, ll
 
 
-N_PARAMS = {"log-linear": 2, "piecewise": 4, "saturating": 3}
-_FITTERS = {"log-linear": fit_linear, "piecewise": fit_piecewise, "saturating": fit_saturating}
+def fit_constant(x: np.ndarray, s: np.ndarray, t: np.ndarray) -> tuple[dict, float]:
+    """The closed-form maximum likelihood: one rate for every budget (kept in [eps, 1 - eps]
+    like every other model's probabilities, so all four share one likelihood)."""
+    p = float(np.clip(s.sum() / t.sum(), _EPS, 1 - _EPS))
+    return {"x0": x[0], "p": p}, log_likelihood(np.full(len(x), p), s, t)
+
+
+N_PARAMS = {"log-linear": 2, "piecewise": 4, "saturating": 3, "constant": 1}
+_FITTERS = {"log-linear": fit_linear, "piecewise": fit_piecewise, "saturating": fit_saturating,
+            "constant": fit_constant}
 
 
 def breakpoint_ci(outcomes: np.ndarray, samples: int, x: np.ndarray, n_resamples: int,
-                  confidence: float, seed: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of the breakpoint (log2 budget), resampling problems."""
+                  confidence: float, seed: int
+                  ) -> tuple[float | None, float | None, str | None]:
+    """Percentile bootstrap CI of the breakpoint (log2 budget), resampling problems, over the
+    resamples that identify one; (low, high, None), or (None, None, why there is no interval)."""
     if n_resamples < 2:
-        return None, None
+        return None, None, None
     rng = np.random.default_rng(seed)
     outcomes = np.asarray(outcomes, dtype=float)
     draws = rng.integers(0, len(outcomes), (n_resamples, len(outcomes)))
     s = np.stack([outcomes[rows].sum(axis=0) for rows in draws])
     t = np.full_like(s, float(samples * len(outcomes)))
     grid, _, ll = profile_breakpoints(x, s, t)
-    taus = grid[np.argmax(ll, axis=1)]
+    identified = np.ptp(ll, axis=1) >= _FLAT_PROFILE
+    taus = np.where(identified, grid[np.argmax(ll, axis=1)], np.nan)
+    note = degenerate_note(taus, lambda tau: f"{2 ** tau:.0f} tokens", "a breakpoint")
+    if note:
+        return None, None, note
     tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(taus, [tail, 100 - tail])
-    return float(low), float(high)
+    low, high = np.percentile(taus[identified], [tail, 100 - tail])
+    return float(low), float(high), None
 
 
 def fit_all(budgets: Sequence[int], outcomes: np.ndarray, samples: int = 1, *,
             n_resamples: int, confidence: float, seed: int) -> dict:
-    """Every model fitted to per-problem outcomes, with AIC/BIC, the best model, the breakpoint
-    (budget, with its bootstrap CI) and the saturation level. Needs >= 3 budgets."""
+    """Every model fitted to per-problem outcomes, with AIC/BIC, the best model, whether the
+    curve is flat (the constant is best), and unless it is, the breakpoint (budget, with its
+    bootstrap CI or the note saying why there is none) and the saturation level. Needs >= 3
+    budgets."""
     x = np.log2(np.asarray(budgets, dtype=float))
     if len(x) < 3 or np.any(np.diff(x) <= 0):
         raise ValueError("curve fits need at least three increasing budgets")
@@ -213,15 +248,23 @@ def fit_all(budgets: Sequence[int], outcomes: np.ndarray, samples: int = 1, *,
         models[name] = {"params": {key: float(v) for key, v in params.items()},
                         "log_likelihood": ll, "n_params": k, "aic": 2 * k - 2 * ll,
                         "bic": k * np.log(n_obs) - 2 * ll}
-    low, high = breakpoint_ci(outcomes, samples, x, n_resamples, confidence, seed)
+    # min() keeps the first of equal BICs and the constant is listed last, so it is best only
+    # when strictly lower (on all-equal data every model fits alike, and its one parameter
+    # makes it so).
+    best = min(models, key=lambda m: models[m]["bic"])
+    flat = best == "constant"
+    # On a flat curve the bootstrap is not run: there is no breakpoint to put an interval on.
+    low, high, note = (None, None, None) if flat else breakpoint_ci(
+        outcomes, samples, x, n_resamples, confidence, seed)
     tau = models["piecewise"]["params"]["tau"]
     return {
         "n_problems": int(np.asarray(outcomes).shape[0]), "samples": samples,
-        "n_outcomes": int(n_obs), "models": models,
-        "best": min(models, key=lambda m: models[m]["bic"]),
+        "n_outcomes": int(n_obs), "models": models, "best": best,
         "best_aic": min(models, key=lambda m: models[m]["aic"]),
-        "breakpoint": float(2 ** tau),
+        "flat": flat,
+        "breakpoint": None if flat else float(2 ** tau),
         "breakpoint_ci": None if low is None else [float(2 ** low), float(2 ** high)],
-        "saturation_level": models["saturating"]["params"]["level"],
+        "breakpoint_ci_note": note,
+        "saturation_level": None if flat else models["saturating"]["params"]["level"],
         "bootstrap_resamples": n_resamples,
     }

@@ -82,6 +82,28 @@ def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[float, fl
     return float(low), float(high)
 
 
+def degenerate_note(draws: np.ndarray, show: Callable[[float], str],
+                    what: str = "the statistic") -> str | None:
+    """Why bootstrap draws give no interval, or None when they spread.
+
+    A percentile interval of draws that are all one value prints as [x, x] and reads as a tight
+    estimate, yet it only says that resampling the problems never moved the statistic (e.g. a
+    breakpoint put at the first grid point by every flat resample). A NaN draw is a resample
+    that does not identify ``what``; ``show`` formats the one value for the note.
+    """
+    draws = np.asarray(draws, dtype=float)
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return f"no interval: no resample identifies {what}"
+    if np.any(finite != finite[0]):
+        return None
+    value = show(float(finite[0]))
+    if finite.size == draws.size:
+        return f"no interval: no spread, all {draws.size} resamples give {value}"
+    return (f"no interval: no spread, the {finite.size} of {draws.size} resamples that "
+            f"identify {what} all give {value}")
+
+
 def bootstrap_ci(
     values: Sequence[Any] | np.ndarray,
     statistic: Callable[[np.ndarray], float] = np.mean,

@@ -1,11 +1,11 @@
 """Phase 1's scaling analysis: curve fits and per-problem emergence, from the stored records.
 
-``analyse(cfg)`` reads phase 1's summary and record files (no model), fits the three curves of
-``study.analysis.fits`` to the per-problem outcomes, scores every problem's trajectory
-(``study.analysis.emergence``; on correctness, and on ``p_gold`` when every record carries one) and
-writes ``results/phase1_scaling_{model}.json``. A summary made from the same phase-1 results
-under the same settings is reused. ``format_scaling`` is its console text; ``scaling_table``
-its report section.
+``analyse(cfg)`` reads phase 1's summary and record files (no model), fits the curves of
+``study.analysis.fits`` (and the constant they are compared with) to the per-problem outcomes,
+scores every problem's trajectory (``study.analysis.emergence``; on correctness, and on ``p_gold``
+when every record carries one) and writes ``results/phase1_scaling_{model}.json``. A summary made
+from the same phase-1 results under the same settings is reused. ``format_scaling`` is its console
+text; ``scaling_table`` its report section.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from study import store
 from study.analysis import emergence, fits, stats
 from study.schema import Record
 from study.schema_analyses import EmergenceBlock, ScalingSummary
-from study.tables import MISSING, ci_text, markdown_table, num, pct, text_table
+from study.tables import FLAT, MISSING, ci_text, markdown_table, num, pct, text_table
 
 FIT_LABELS = {"log-linear": "log-linear", "piecewise": "piecewise (1 break)",
-              "saturating": "saturating"}
+              "saturating": "saturating", "constant": "constant"}
 
 
 def problem_matrix(by_budget: dict[int, list[Record]], field: str) -> tuple[list[str], np.ndarray,
@@ -46,8 +46,8 @@ def settings(cfg: StudyConfig, phase1: dict) -> dict:
             "budgets": sorted(int(b) for b in phase1["budgets"]),
             "fit_bootstrap_resamples": st.fit_bootstrap_resamples,
             "confidence": st.confidence, "top_emergent": st.top_emergent, "seed": cfg.seed,
-            "tau_step": fits.TAU_STEP, "jump_rule": [emergence.JUMP_BREAKTHROUGH,
-                                                     emergence.JUMP_RISE]}
+            "tau_step": fits.TAU_STEP, "fit_models": list(fits.MODELS),
+            "jump_rule": [emergence.JUMP_BREAKTHROUGH, emergence.JUMP_RISE]}
 
 
 def analyse(cfg: StudyConfig) -> ScalingSummary:
@@ -97,24 +97,41 @@ def _params_text(model: str, params: dict) -> str:
     if model == "piecewise":
         return (f"break at {2 ** params['tau']:.0f} tok: {pct(params['slope_before'])} then "
                 f"{pct(params['slope_after'])}/doubling")
+    if model == "constant":
+        return f"{pct(params['p'])} at every budget"
     return (f"{pct(params['a'])} -> level {pct(params['level'])}, "
             f"rate {params['rate']:.2f}/doubling")
+
+
+# On a flat curve these models' breakpoint and level are not in the data (any value fits about
+# as well), so their rows keep the evidence (log L, AIC, BIC) and leave the parameters out.
+_UNSHOWN_WHEN_FLAT = ("piecewise", "saturating")
 
 
 def fit_rows(curve_fits: dict) -> list[list[str]]:
     """Model, k, log L, AIC, BIC, ΔBIC, parameters: one row per model, best marked."""
     best_bic = min(m["bic"] for m in curve_fits["models"].values())
+    flat = curve_fits.get("flat")
     return [[FIT_LABELS[name] + (" *" if name == curve_fits["best"] else ""), m["n_params"],
              num(m["log_likelihood"]), num(m["aic"]), num(m["bic"]), num(m["bic"] - best_bic),
-             _params_text(name, m["params"])] for name, m in curve_fits["models"].items()]
+             f"{MISSING} (flat curve)" if flat and name in _UNSHOWN_WHEN_FLAT
+             else _params_text(name, m["params"])] for name, m in curve_fits["models"].items()]
 
 
 def fit_verdict(curve_fits: dict) -> str:
-    low_high = curve_fits.get("breakpoint_ci") or [None, None]
-    ci = ci_text(*low_high, digits=0, scale=1.0)
-    return (f"best fit (lowest BIC): {curve_fits['best']} (lowest AIC: "
-            f"{curve_fits['best_aic']}); breakpoint {curve_fits['breakpoint']:.0f} tokens, 95% "
-            f"CI {ci} (bootstrap over problems, {curve_fits['bootstrap_resamples']} resamples); "
+    head = (f"best fit (lowest BIC): {curve_fits['best']} (lowest AIC: "
+            f"{curve_fits['best_aic']})")
+    if curve_fits.get("flat"):
+        level = curve_fits["models"]["constant"]["params"]["p"]
+        return (f"{head}; {FLAT} ({pct(level)} at every budget), so no breakpoint and no fitted "
+                "saturation level")
+    resamples = f"bootstrap over problems, {curve_fits['bootstrap_resamples']} resamples"
+    if curve_fits.get("breakpoint_ci_note"):
+        ci = f"{curve_fits['breakpoint_ci_note']} ({resamples})"
+    else:
+        low_high = curve_fits.get("breakpoint_ci") or [None, None]
+        ci = f"95% CI {ci_text(*low_high, digits=0, scale=1.0)} ({resamples})"
+    return (f"{head}; breakpoint {curve_fits['breakpoint']:.0f} tokens, {ci}; "
             f"fitted saturation level {pct(curve_fits['saturation_level'])}")
 
 

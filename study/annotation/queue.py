@@ -1,7 +1,7 @@
 """Phase 2's work queue: which errors get annotated, their suggestions, and what is left to label.
 
 Used by ``phase2_prepare.py`` (sampling, rows, label safety), ``phase2_annotate.py`` and
-``phase2_analyze.py`` (the model's folder), and ``run_all.py --all`` (``annotation_gate``).
+``phase2_analyze.py`` (the study's folder), and ``run_all.py --all`` (``annotation_gate``).
 
 Sampling rule (seeded by ``cfg.seed``): problems are ordered once for all budgets, first by how
 many of the annotated budgets they are wrong at (most first), then by a seeded shuffle; every
@@ -20,13 +20,13 @@ from pathlib import Path
 
 from config import StudyConfig
 from study import store
+from study.annotation.folders import study_flags, study_folder
 from study.annotation.tsv import (
     AnnotationError,
     format_bool,
     has_human_work,
     is_labelled,
     list_tsvs,
-    model_folder,
     read_table,
     write_table,
 )
@@ -40,8 +40,8 @@ FALLBACK_ERROR_TYPE = "logic"  # auto-annotation of rows with no suggestion: the
 
 
 def annotation_folder(cfg: StudyConfig) -> Path:
-    """The model's annotation folder, with files from the old flat layout moved in (printed)."""
-    return model_folder(cfg.paths.annotations_dir, cfg.model_tag, cfg.model.name)
+    """The study's annotation folder, with files of earlier layouts moved in (printed)."""
+    return study_folder(cfg)
 
 
 # ---------------------------------------------------------------- phase-1 errors
@@ -181,7 +181,7 @@ def keep_reason(path: Path, force: bool) -> str | None:
 # ---------------------------------------------------------------- pending rows and the gate
 
 def pending_labels(folder: Path) -> dict[Path, int]:
-    """Unlabelled rows (empty error_type) per TSV of a model's folder. Raises AnnotationError."""
+    """Unlabelled rows (empty error_type) per TSV of a study's folder. Raises AnnotationError."""
     return {path: sum(not is_labelled(row) for row in read_table(path).rows)
             for path in list_tsvs(folder).values()}
 
@@ -208,7 +208,7 @@ def auto_annotate(folder: Path) -> int:
 
 
 def annotation_gate(cfg: StudyConfig, continue_command: str) -> int:
-    """0 when every TSV row of the model is labelled (after auto-annotation when
+    """0 when every TSV row of the study is labelled (after auto-annotation when
     ``annotation.auto_annotate``); else print what is left and how to go on, and return
     GATE_EXIT_CODE. ``continue_command`` is the full command that resumes the run. A broken TSV
     raises AnnotationError (a user error)."""
@@ -228,8 +228,8 @@ def annotation_gate(cfg: StudyConfig, continue_command: str) -> int:
 
 
 def annotate_command(cfg: StudyConfig) -> str:
-    """The phase2_annotate.py command for this study (--annotations-dir only when not the
-    default, so the usual hint stays short)."""
+    """The phase2_annotate.py command for this study (--results-dir and --annotations-dir only
+    when not the default, so the usual hint stays short)."""
     folder = cfg.paths.annotations_dir
     where = "" if folder == StudyConfig().paths.annotations_dir else f" --annotations-dir {folder}"
-    return f"python phase2_annotate.py {cfg.run_flags}{where}"
+    return f"python phase2_annotate.py {study_flags(cfg)}{where}"

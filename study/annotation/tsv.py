@@ -4,10 +4,9 @@ Shared by ``phase2_prepare.py`` (writes the files), ``phase2_annotate.py`` (edit
 ``phase2_analyze.py`` (validates and aggregates). Not a command; the schema is documented for
 annotators in ``annotations/SCHEMA.md``.
 
-One folder per model, one file per budget: ``annotations/{model}/annotate_errors_budget{B}.tsv``,
-one row per sampled error. Files left in the old flat place (``annotations/*.tsv``, from before
-the per-model folders) are moved into the folder of the model being run by ``model_folder``,
-never over an existing file.
+One folder per study, one file per budget:
+``annotations/{model}__{dataset}-s{seed}/annotate_errors_budget{B}.tsv``, one row per sampled
+error (the folder, and the files of earlier layouts moved into it: ``study.annotation.folders``).
 
 Free-text columns escape backslash, newline, tab and CR as ``\\\\ \\n \\t \\r`` so every row
 stays on one physical line and the text round-trips exactly.
@@ -23,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +52,6 @@ ESCAPED_COLUMNS = frozenset(
 REQUIRED_COLUMNS = ("annotation_id", "problem_id", "budget", "question", "ground_truth")
 
 _TSV_NAME = re.compile(r"annotate_errors_budget(\d+)\.tsv")
-_MOVABLE = re.compile(r"annotate_errors_budget\d+\.tsv(\..+\.bak)?")  # a TSV or its backups
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _ESCAPE_PAIR = re.compile(r"\\(.)", re.DOTALL)
@@ -93,42 +91,8 @@ class Table:
 # ---------------------------------------------------------------- names
 
 def tsv_path(folder: Path, budget: int) -> Path:
-    """The TSV of ``budget`` in a model's folder (see ``model_folder``)."""
+    """The TSV of ``budget`` in a study's folder (``study.annotation.folders``)."""
     return Path(folder) / f"annotate_errors_budget{budget}.tsv"
-
-
-def model_folder(annotations_dir: Path, tag: str, model: str,
-                 report: Callable[[str], None] = print) -> Path:
-    """``{annotations_dir}/{tag}``, the model's folder, after moving any annotation files left
-    in the old flat place (``{annotations_dir}/annotate_errors_budget{B}.tsv`` and their
-    backups) into it, each move reported through ``report``.
-
-    Flat files name no model; they are taken to be the model of this run (``model``, its file
-    tag ``tag``), and the message says so. A move never replaces a file: if any target exists,
-    AnnotationError names both files and nothing is moved, so no label can be lost.
-    """
-    root = Path(annotations_dir)
-    folder = root / tag
-    moves = [(old, folder / old.name) for old in sorted(root.glob("annotate_errors_budget*"))
-             if _MOVABLE.fullmatch(old.name) and old.is_file()]
-    if not moves:
-        return folder
-    for old, new in moves:
-        if new.exists():
-            raise AnnotationError([
-                f"{old} and {new} both exist: annotation files now live in one folder per "
-                f"model, and moving the old flat file there would replace the other. Keep the "
-                f"one you want at {new}, move the other out of {root} (e.g. to "
-                f"{root}/<its model>/ or a .bak name), then run again"])
-    folder.mkdir(parents=True, exist_ok=True)
-    report(f"annotations: moved {len(moves)} file(s) from {root} into {folder}: files now live "
-           f"in one folder per model, and files in the old flat place name no model, so they "
-           f"were taken to be --model {model}'s (this run); if they are another model's, move "
-           f"them to {root}/<that model>/")
-    for old, new in moves:
-        old.rename(new)  # same file system: atomic; the target was checked to be free above
-        report(f"  {old} -> {new}")
-    return folder
 
 
 def budget_of(path: Path) -> int | None:
@@ -143,8 +107,8 @@ def list_tsvs(folder: Path) -> dict[int, Path]:
 
 
 def select_tsvs(folder: Path, budgets: Sequence[int] | None, run_flags: str) -> dict[int, Path]:
-    """The TSVs of a model's folder to use: all of them, or those of ``budgets``
-    (AnnotationError if absent; the hint repeats ``run_flags``, ``StudyConfig.run_flags``)."""
+    """The TSVs of a study's folder to use: all of them, or those of ``budgets``
+    (AnnotationError if absent; the hint repeats ``run_flags``, ``folders.study_flags``)."""
     paths = list_tsvs(folder)
     if budgets:
         missing = [b for b in budgets if b not in paths]

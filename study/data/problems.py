@@ -47,10 +47,10 @@ def is_local_dataset(name: str) -> bool:
 def read_local_rows(path: Path, fields: tuple[str, ...] = ("question", "answer")) -> list[dict]:
     """Rows with ``fields`` from a .jsonl/.json/.csv/.parquet file."""
     suffix = path.suffix.lower()
+    lines: list[int] = []  # JSONL: the file line of each row, for messages (blank lines skipped)
     try:
         if suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip()]
+            rows, lines = _jsonl_rows(path)
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             rows = data if isinstance(data, list) else data.get("data", data.get("rows", []))
@@ -63,10 +63,27 @@ def read_local_rows(path: Path, fields: tuple[str, ...] = ("question", "answer")
             rows = pd.read_parquet(path).to_dict("records")
     except (json.JSONDecodeError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    for line_no, row in enumerate(rows, start=1):
+    for index, row in enumerate(rows):
         if not isinstance(row, dict) or any(f not in row for f in fields):
             needs = " and ".join(f"'{f}'" for f in fields)
-            raise DatasetError(f"{path}: row {line_no}: needs {needs} fields")
+            where = f"{path}:{lines[index]}" if lines else f"{path}: row {index + 1}"
+            raise DatasetError(f"{where}: needs {needs} fields")
     if not rows:
         raise DatasetError(f"{path}: no rows")
     return rows
+
+
+def _jsonl_rows(path: Path) -> tuple[list, list[int]]:
+    """The rows of a JSONL file and the line each is on. A row that is not JSON is named by its
+    line in the file: json's own position ("line 1 column 14") is inside the row only."""
+    rows, lines = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{number}: cannot read this row as JSON ({exc.msg} at "
+                               f"column {exc.colno})") from exc
+        lines.append(number)
+    return rows, lines

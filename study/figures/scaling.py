@@ -14,9 +14,10 @@ from matplotlib.figure import Figure
 from study.analysis import fits
 from study.figures import style
 from study.schema_analyses import ScalingSummary
-from study.tables import by_budget
+from study.tables import FLAT, by_budget, is_flat
 
-FIT_STYLE = {"log-linear": ":", "piecewise": "--", "saturating": "-."}
+FIT_STYLE = {"log-linear": ":", "piecewise": "--", "saturating": "-.",
+             "constant": (0, (6, 1.5, 1, 1.5))}
 
 
 def _curve_with_ci(ax: Axes, summary: ScalingSummary, colour: str, label: str) -> list[int]:
@@ -36,13 +37,14 @@ def _fitted(ax: Axes, summary: ScalingSummary, model: str, colour: str, budgets:
         return
     grid = np.linspace(np.log2(min(budgets)), np.log2(max(budgets)), 200)
     y = fits.predict(model, curve_fits["models"][model]["params"], grid)
-    ax.plot(2 ** grid, y, FIT_STYLE[model], color=colour, linewidth=width, label=label)
+    ax.plot(2 ** grid, y, linestyle=FIT_STYLE[model], color=colour, linewidth=width, label=label)
 
 
 @style.in_style
 def fig6_curve_fits(summary: ScalingSummary) -> Figure:
-    """Phase-1 accuracy (95% CI) with the three fitted curves, the breakpoint (bootstrap CI)
-    and the fitted saturation level."""
+    """Phase-1 accuracy (95% CI) with the fitted curves (the constant among them), the
+    breakpoint (bootstrap CI) and the fitted saturation level; on a flat curve (the constant
+    best) neither of the last two, and the title says it is flat."""
     fig, (ax,) = style.styled(3.6, 3.0)
     budgets = _curve_with_ci(ax, summary, "#222222", "accuracy (95% CI)")
     curve_fits = summary["fits"]
@@ -54,15 +56,24 @@ def fig6_curve_fits(summary: ScalingSummary) -> Figure:
         low_high = curve_fits.get("breakpoint_ci")
         if low_high:
             style.shade_window(ax, low_high[0], low_high[1], label="breakpoint 95% CI")
-        ax.axvline(curve_fits["breakpoint"], color=style.OKABE_ITO[2], linewidth=0.8)
-        ax.axhline(curve_fits["saturation_level"], color=style.OKABE_ITO[3], linewidth=0.8,
-                   linestyle=(0, (1, 3)), label="fitted saturation level")
+        if curve_fits.get("breakpoint") is not None:  # None: flat, there is no breakpoint
+            label = "breakpoint (no CI: no spread)" if curve_fits.get("breakpoint_ci_note") \
+                else None
+            ax.axvline(curve_fits["breakpoint"], color=style.OKABE_ITO[2], linewidth=0.8,
+                       label=label)
+        if curve_fits.get("saturation_level") is not None:
+            ax.axhline(curve_fits["saturation_level"], color=style.OKABE_ITO[3], linewidth=0.8,
+                       linestyle=(0, (1, 3)), label="fitted saturation level")
     style.log2_budget_axis(ax, budgets)
     style.percent_axis(ax, "Accuracy", top=None)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Token budget (log2 scale)")
     ax.legend(loc="lower right", fontsize=6)
-    ax.set_title(f"Curve fits — {style.display_name(summary)}, {summary.get('dataset', '?')}")
+    title = f"Curve fits — {style.display_name(summary)}, {summary.get('dataset', '?')}"
+    if is_flat(summary):
+        ax.set_title(f"{title}\n{FLAT}", fontsize=7)
+    else:
+        ax.set_title(title)
     return fig
 
 
@@ -121,7 +132,8 @@ def fig_compare_runs(summaries: Sequence[ScalingSummary], labels: Sequence[str])
             ax.plot(x, [r["accuracy"] for r in rows], "o", color=colour, markersize=4)
             best = summary["fits"]["best"] if summary["fits"] else None
             if best:
-                _fitted(ax, summary, best, colour, x, 1.4, f"{label}: {best}")
+                name = "flat" if is_flat(summary) else best
+                _fitted(ax, summary, best, colour, x, 1.4, f"{label}: {name}")
         style.log2_budget_axis(ax, budgets)
         style.percent_axis(ax, "Accuracy (95% CI)", top=None)
         ax.set_ylim(bottom=0)

@@ -9,15 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from study.analysis.cliff import has_cliff
 from study.results import StudyResults
 from study.schema import CliffSummary, ErrorTypeBlock, Phase1bSummary, Phase1Summary, Phase2Summary
-from study.schema_analyses import LengthGroup, StructureSummary
-from study.tables import by_budget, ci_text, num, pct, signed_pp
+from study.schema_analyses import LengthGroup, ScalingSummary, StructureSummary
+from study.tables import FLAT, by_budget, ci_text, flat_from, is_flat, num, pct, signed_pp
 
 
-def saturation_finding(p1: Phase1Summary) -> str:
+def saturation_finding(p1: Phase1Summary, scaling: ScalingSummary | None = None) -> str:
+    """Where accuracy goes and where it saturates; on a flat curve (``scaling``'s constant fit
+    best) that it is flat instead, since it never rose to saturate."""
     rows = by_budget(p1["budgets"])
     first, last = rows[0], rows[-1]
+    if is_flat(scaling):
+        level = scaling["fits"]["models"]["constant"]["params"]["p"]
+        return (f"Accuracy is {FLAT} over {first['budget']}–{last['budget']} tokens "
+                f"(measured {', '.join(pct(r['accuracy']) for r in rows)}): the constant fit, "
+                f"{pct(level)} at every budget, is best by BIC, so the curve is "
+                f"{flat_from(p1['budgets'])} and has no saturation budget. At {last['budget']} "
+                f"tokens the model uses {num(last['avg_tokens'])} tokens on average and "
+                f"{pct(last['hit_budget_rate'])} of answers are still cut by the budget.")
     best = max(rows, key=lambda r: r["accuracy"])  # first maximum = smallest such budget
     text = (f"Accuracy goes from {pct(first['accuracy'])} at {first['budget']} tokens to "
             f"{pct(best['accuracy'])} at {best['budget']} tokens (the best budget; 95% CI "
@@ -55,6 +66,9 @@ def cliff_finding(p3: CliffSummary) -> str:
     else:
         text = f"On the fine grid ({grid}) accuracy does not rise overall ({signed_pp(total)} pp)"
     steep = p3.get("steepest") or []
+    if p3.get("gains") and not has_cliff(p3):
+        return (text + "; no cliff: no step's gain per token has a 95% CI above 0 (paired "
+                "bootstrap over problems).")
     if steep:
         top = steep[0]
         ci = ""
@@ -162,7 +176,10 @@ def findings(results: StudyResults) -> list[str]:
         summary = results.summary(key)
         if summary is None and not results.applies(key):
             continue
-        line = make(summary) if summary else f"({results.missing_line(key)})"
+        if make is saturation_finding and summary:  # the fits say whether the curve is flat
+            line = saturation_finding(summary, results.summary("scaling"))
+        else:
+            line = make(summary) if summary else f"({results.missing_line(key)})"
         if line not in out:  # a missing summary feeding two findings is named once
             out.append(line)
     return out

@@ -23,8 +23,25 @@ from study.report.depth_report import depth_table, lens_table
 from study.report.findings import findings, label_sources_text
 from study.results import SUMMARIES, StudyResults
 from study.schema import CliffSummary, GainStep, Phase1bSummary, Phase1Summary, Phase2Summary
-from study.schema_analyses import ComputeSummary, Proportion, StructureMetrics, StructureSummary
-from study.tables import MISSING, by_budget, ci_text, markdown_table, num, pct, signed_pp
+from study.schema_analyses import (
+    ComputeSummary,
+    Proportion,
+    ScalingSummary,
+    StructureMetrics,
+    StructureSummary,
+)
+from study.tables import (
+    FLAT,
+    MISSING,
+    by_budget,
+    ci_text,
+    flat_from,
+    is_flat,
+    markdown_table,
+    num,
+    pct,
+    signed_pp,
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +56,11 @@ class FigureFiles:
 
 # ---------------------------------------------------------------- tables
 
-def phase1_table(p1: Phase1Summary) -> str:
-    sat = p1.get("saturation_budget")
+def phase1_table(p1: Phase1Summary, scaling: ScalingSummary | None = None) -> str:
+    """The accuracy table, its saturation budget in bold; on a flat curve (``scaling``'s
+    constant fit best) no saturation budget, but where it is flat from."""
+    flat = is_flat(scaling)
+    sat = None if flat else p1.get("saturation_budget")
     rows = [[f"**{r['budget']}**" if r["budget"] == sat else r["budget"], pct(r["accuracy"]),
              ci_text(r["ci_low"], r["ci_high"]), num(r["avg_tokens"]),
              pct(r["hit_budget_rate"], 0), r["n"]] for r in by_budget(p1["budgets"])]
@@ -54,6 +74,8 @@ def phase1_table(p1: Phase1Summary) -> str:
     bold = f"Bold: saturation budget ({sat}). " if sat is not None else ""
     closed = " Closed thinking = share of rollouts whose thinking ended within the budget." \
         if thinking else ""
+    if flat:
+        bold = f"{FLAT.capitalize()} ({flat_from(p1['budgets'])}; the constant fit is best). "
     return table + f"\n\n{bold}Cut = share of answers stopped by the budget; CI = Wilson.{closed}"
 
 
@@ -268,7 +290,10 @@ def build_report(results: StudyResults, figures: Sequence[FigureFiles], skipped:
         summary = results.summary(key)
         if summary is None and not results.applies(key):
             continue  # not made for runs like this one (e.g. a depth sweep of a forced run)
-        body = TABLES[key](summary) if summary else f"_{results.missing_line(key)}._"
+        if summary and key == "phase1":  # the fits say whether the curve is flat
+            body = phase1_table(summary, results.summary("scaling"))
+        else:
+            body = TABLES[key](summary) if summary else f"_{results.missing_line(key)}._"
         out += [f"## {entry.title}", "", body, ""]
     out += forcing_output.report_section({SUMMARIES[k].title: results.summary(k)
                                           for k in ("phase1", "phase1b", "phase3")})
