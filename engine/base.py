@@ -13,6 +13,7 @@ This module needs no torch: the config and the command-line checks import it at 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
@@ -180,6 +181,15 @@ class Engine(ABC):
     def require(self, feature: str) -> None:
         """The engine's own refusal of a feature it cannot run (the registry says which)."""
         check_supports(self.name, feature)
+
+    def stopping_at(self, stop_ids: Sequence[int]) -> Engine:
+        """This engine, ending rows at these ids too, as at an EOS (kept in the rollout, ``eos``
+        set): force-continue replaces a reasoning model's end of thinking so. Every engine is a
+        dataclass whose ``eos_ids`` are what its decoding stops at."""
+        extra = tuple(int(t) for t in stop_ids if int(t) not in self.eos_ids)
+        if not extra:
+            return self
+        return dataclasses.replace(self, eos_ids=(*self.eos_ids, *extra))  # type: ignore
 
     def prompt_ids(self, user_messages: Sequence[str]) -> list[list[int]]:
         """Each message under the model's chat template, as token ids ready for the answer."""

