@@ -175,6 +175,12 @@ class Engine(ABC):
     chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
 
     @property
+    def pad_id(self) -> int:
+        """The tokenizer's pad id, else the first EOS (left padding never reaches the output)."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return int(pad if pad is not None else self.eos_ids[0])
+
+    @property
     def capabilities(self) -> frozenset[str]:
         return ENGINES[self.name].capabilities
 

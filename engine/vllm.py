@@ -95,11 +95,6 @@ class VllmModel(Engine):
     chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
     name = "vllm"
 
-    @property
-    def pad_id(self) -> int:
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        return int(pad if pad is not None else self.eos_ids[0])
-
     def describe(self) -> str:
         """One line for provenance, like the HF engine's plus the engine."""
         if self.device_type == "cuda":

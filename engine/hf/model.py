@@ -54,12 +54,6 @@ class HFEngine(Engine):
     chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
     name = "hf"
 
-    @property
-    def pad_id(self) -> int:
-        """The tokenizer's pad id, else the first EOS (left padding never reaches the output)."""
-        pad = getattr(self.tokenizer, "pad_token_id", None)
-        return int(pad if pad is not None else self.eos_ids[0])
-
     def generate_rollouts(self, prompts: Sequence[Sequence[int]],
                           max_new_tokens: int | Sequence[int], sampling: SamplingConfig,
                           seeds: Sequence[int], batch_size: int = 0,
