@@ -21,10 +21,17 @@ import utils
 from config import DEMO_CONFIG, load_yaml
 from engine.openai import OpenAISettings
 from study import store
-from tests.demo_compare import MODEL, phase1_tokens
 
 REPO = Path(__file__).resolve().parent.parent
+MODEL = "smollm2-135m"
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+
+def phase1_tokens(results: Path) -> dict:
+    """problem_id -> (token ids, eos) of the phase-1 rollout log."""
+    path = store.rollouts_path(results, "phase1", MODEL)
+    lines = [json.loads(x) for x in path.read_text().splitlines()[1:]]
+    return {row["problem_id"]: (row["token_ids"], row["eos"]) for row in lines}
 
 
 def served_flags(server) -> list[str]:
