@@ -79,25 +79,26 @@ def test_demo_phase1_and_force_end_match_hf(vllm_server, tmp_path):
     assert engine["token_ids_from"] == "token_ids" and engine["urls"] == [vllm_server.url]
     a.pop("provenance"), b.pop("provenance")
     assert b == a  # the tables print these summaries: equal summaries, equal tables
-    forced = ["--budget-mode", "force-end", "--budgets", "16", "64"]
+    # the largest budget stays 512, so truncation's rollout log is read as it is
+    forced = ["--budget-mode", "force-end", "--budgets", "16", "512"]
     run_phase1(hf, *forced)
     run_phase1(served, *forced, *served_flags(vllm_server))  # truncation's rollouts reused
     tag = f"{MODEL}-force-end"
-    want = records(hf, (16, 64), tag)
-    assert_records_match(records(served, (16, 64), tag), want)
+    want = records(hf, (16, 512), tag)
+    assert_records_match(records(served, (16, 512), tag), want)
     assert all(r["p_gold"] is not None for r in want[16])  # the scores were compared
 
 
 def test_force_continue_matches_hf(vllm_server, tmp_path):
     """s1's force-continue by round trips on the served engine, token for token the HF
     engine's (its per-row budget hook); the in-process vLLM engine: test_engine_vllm."""
-    common = ["--num-samples", "4", "--budgets", "32", "64", "--budget-mode", "force-continue"]
+    common = ["--num-samples", "6", "--budgets", "32", "128", "--budget-mode", "force-continue"]
     run_phase1(tmp_path / "hf", *common)
     run_phase1(tmp_path / "served", *common, *served_flags(vllm_server))
     tag = f"{MODEL}-force-continue"
-    want = records(tmp_path / "hf", (32, 64), tag)
-    assert any(r["forced_continues"] for r in want[64])  # the continue string was used
-    assert_records_match(records(tmp_path / "served", (32, 64), tag), want)
+    want = records(tmp_path / "hf", (32, 128), tag)
+    assert any(r["forced_continues"] for r in want[128])  # the continue string was used
+    assert_records_match(records(tmp_path / "served", (32, 128), tag), want)
 
 
 def test_seeded_sampling_does_not_depend_on_the_concurrency(vllm_server):

@@ -20,6 +20,7 @@ import httpx
 
 # SmolLM2 on vLLM's CPU build: /health answered after about 105 s on the 2-core machine.
 START_TIMEOUT_S = 600
+KV_CACHE_GIB = "1"
 
 
 def free_port() -> int:
@@ -50,8 +51,9 @@ class VllmServer:
 
     def launch(self) -> None:
         """Start the process (returns at once; ``wait`` for it to answer)."""
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE",
-                                                                      "2"),
+        # 1 GiB of KV cache (~22k SmolLM2 tokens in fp32) is plenty for the tests, and leaves
+        # memory for the in-process vLLM engine on the other test worker
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": KV_CACHE_GIB,
                "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
