@@ -177,7 +177,9 @@ def vllm_server(tmp_path_factory):
     if utils.ENGINES["vllm"].missing():
         pytest.skip("vLLM is not installed (bash scripts/setup_vllm.sh)")
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log)
+    # 1 GiB of KV cache (~22k SmolLM2 tokens in fp32) is plenty, and leaves memory for the
+    # in-process vLLM engine on the other test worker
+    server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log, kv_space_gib=1.0)
     try:
         yield server.start()
     finally:

@@ -107,3 +107,61 @@ def test_benchmark_engines_do_the_same_greedy_work(report):
     assert check["rows_compared"] == 6 * 5  # phase-1 and phase-3 budgets, every prompt
     # ours generates each row once; the baseline regenerates it at every budget
     assert report["ours"]["generated_tokens"] < report["baseline"]["generated_tokens"]
+
+
+# ---------------------------------------------------------------- bench_engines (no server)
+
+
+def _row(engine, tok_s, sha, **extra):
+    row = {"engine": engine, "device": "cpu", "tokens": 5122, "startup_s": 1.0,
+           "generation_s": 5122 / tok_s, "tokens_per_s": tok_s, "force_end_s": 50.0,
+           "force_end_branches": 260, "wall_s": 100.0, "tokens_per_s_with_startup": tok_s,
+           "cpu_s": 10.0, "one_token_ms": None, "peak_rss_gib": 1.0, "tokens_sha256": sha}
+    return {**row, **extra}
+
+
+def test_bench_engines_flags():
+    from bench import bench_engines
+
+    args = bench_engines.build_parser().parse_args(
+        ["--engines", "hf", "openai", "--max-concurrency", "16", "40"])
+    assert args.engines == ["hf", "openai"] and args.max_concurrency == [16, 40]
+    assert bench_engines.ENGINE_NAMES == ("hf", "vllm", "openai")
+    assert bench_engines.default_engines() in (["hf"], ["hf", "vllm", "openai"])
+    with pytest.raises(SystemExit):
+        bench_engines.build_parser().parse_args(["--engines", "sglang"])
+    cfg = bench_engines.study_config("openai", "http://127.0.0.1:1/v1", 40)
+    assert cfg.model.engine == "openai" and cfg.openai.base_url == ("http://127.0.0.1:1/v1",)
+    assert (cfg.openai.served_model, cfg.openai.max_concurrency) == ("smollm2-135m", 40)
+
+
+def test_bench_engines_table_names_every_row_and_ratio():
+    from bench import bench_engines
+
+    served = dict(max_concurrency=16, server_cpu_s=20.0, server_peak_rss_gib=7.0,
+                  one_token_ms=30.0)
+    rows = [_row("hf", 60.0, "aa"), _row("vllm", 80.0, "aa", one_token_ms=5.0),
+            _row("openai", 40.0, "aa", **served), _row("openai", 60.0, "bb",
+                                                       **{**served, "max_concurrency": 40})]
+    text = bench_engines.table(rows, {"startup_s": 99.0})
+    lines = text.splitlines()
+    assert len({line.count("|") for line in lines[:6]}) == 1  # every row has every column
+    assert "| openai (concurrency 16) |" in text and "| 10.0 + 20.0 |" in text
+    assert lines[4].endswith("| yes |") and lines[5].endswith("| NO |")
+    assert "openai (concurrency 16) / vllm: generation 0.50x tok/s" in text
+    assert "openai (concurrency 40) / vllm: generation 0.75x tok/s" in text
+    assert "vllm / hf: generation 1.33x" in text and "99.0 s" in text
+
+
+def test_served_server_binds_localhost_and_the_tests_share_it(tmp_path):
+    from bench.served import VllmServer
+    from tests.vllm_server import VllmServer as TestServer
+
+    assert TestServer is VllmServer
+    server = VllmServer(tmp_path, "m", tmp_path / "log", kv_space_gib=4)
+    command = server.command()
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == str(server.port)
+    assert server.url == f"http://127.0.0.1:{server.port}/v1"
+    assert server.environment()["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    server.stop()  # never started: nothing to stop, no error

@@ -69,3 +69,22 @@ def test_relative_links_point_to_existing_files(doc):
         if not path.exists():
             broken.append(target)
     assert not broken, f"{doc.relative_to(REPO)}: links to missing files: {broken}"
+
+
+SLURM_SCRIPTS = sorted((REPO / "docs" / "slurm").glob("*.sbatch"))
+
+
+@pytest.mark.parametrize("script", SLURM_SCRIPTS, ids=lambda p: p.name)
+def test_slurm_scripts_parse_and_pass_known_flags(script):
+    """Each job script is valid bash, and every flag it gives run_all.py is one of its flags."""
+    import subprocess
+
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text(encoding="utf-8")
+    flags_doc = (REPO / "docs" / "flags.md").read_text(encoding="utf-8")
+    run_all = flags_doc.split("## `run_all.py`", 1)[1].split("\n## ", 1)[0]
+    study = re.findall(r"^STUDY=\((.*)\)", text, re.MULTILINE)
+    calls = re.findall(r"python run_all\.py((?:.*\\\n)*.*)", text)
+    used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", " ".join(study + calls)))
+    unknown = sorted(flag for flag in used if f"`{flag}`" not in run_all)
+    assert not unknown, f"{script.name}: run_all.py has no {unknown}"
