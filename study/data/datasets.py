@@ -22,12 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.errors import DatasetError
 from study.data import subsets
 from study.data.gold_check import GoldChecker, arithmetic_answer, verify_golds
 from study.data.hub_data import read_hub, shuffled_choices
-from study.data.problems import LOCAL_SUFFIXES, Problem, gold_answer, is_local_dataset, read_local_rows
+from study.data.problems import (
+    LOCAL_SUFFIXES,
+    Problem,
+    gold_answer,
+    is_local_dataset,
+    read_local_rows,
+)
 from study.data.subsets import Subset
+from study.errors import DatasetError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data"  # the repository's data/
 SOURCES_FILE = "SOURCES.md"
