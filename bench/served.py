@@ -37,9 +37,12 @@ class VllmServer:
     """One ``api_server`` process group for ``model_dir``, served as ``served_name``."""
 
     def __init__(self, model_dir: Path, served_name: str, log_path: Path,
-                 kv_space_gib: float | None = None, max_model_len: int = 4096):
+                 kv_space_gib: float | None = None, max_model_len: int = 4096,
+                 cpus: str | None = None):
+        """``cpus``: the cores its CPU worker binds to (VLLM_CPU_OMP_THREADS_BIND, e.g. "0");
+        None keeps vLLM's choice (on the 2-core machine: core 0, the other one reserved)."""
         self.model_dir, self.served_name, self.log_path = model_dir, served_name, log_path
-        self.kv_space_gib, self.max_model_len = kv_space_gib, max_model_len
+        self.kv_space_gib, self.max_model_len, self.cpus = kv_space_gib, max_model_len, cpus
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -64,8 +67,9 @@ class VllmServer:
     def environment(self) -> dict[str, str]:
         kv = (f"{self.kv_space_gib:g}" if self.kv_space_gib is not None
               else os.environ.get("VLLM_CPU_KVCACHE_SPACE", f"{DEFAULT_KV_SPACE_GIB:g}"))
+        bind = {"VLLM_CPU_OMP_THREADS_BIND": self.cpus} if self.cpus is not None else {}
         return {**os.environ, "VLLM_CPU_KVCACHE_SPACE": kv, "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false"}
+                "TOKENIZERS_PARALLELISM": "false", **bind}
 
     def launch(self) -> None:
         """Start the process (returns at once; ``wait`` for it to answer)."""

