@@ -94,16 +94,19 @@ def test_force_continue_matches_hf(vllm_server, tmp_path):
 
 
 def test_seeded_sampling_does_not_depend_on_the_concurrency(vllm_server):
+    """16 seeded sampled requests (temperature 0.7), sent one at a time and all 16 at once:
+    the same tokens."""
     request = utils.LoadRequest("smollm2-135m", "fp32", REPO / "data", local_only=True)
-    prompts = [[1, 9690, 198, 2683, 314, 216, 33, 32 + k, 2] for k in range(8)]
-    seeds = [utils.row_seed(1234, f"p{k}", 0) for k in range(8)]
+    prompts = [[1, 9690, 198, 2683, 314, 216, 33, 32 + k % 10, 33 + k // 10, 2]
+               for k in range(16)]
+    seeds = [utils.row_seed(1234, f"p{k}", 0) for k in range(16)]
     hot = utils.SamplingConfig(0.7, 0.9)
     out = {}
-    for width in (1, 8):
+    for width in (1, 16):
         lm = utils.load_engine("openai", request, OpenAISettings(
             base_url=(vllm_server.url,), served_model="smollm2-135m", max_concurrency=width))
         out[width] = lm.generate_rollouts(prompts, 32, hot, seeds, progress=False)
-    assert out[1] == out[8]
+    assert out[1] == out[16]
     assert len({r.token_ids for r in out[1]}) > 1
 
 
