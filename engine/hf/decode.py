@@ -28,7 +28,7 @@ from engine.hf.sampling import SamplingConfig, choose_next_tokens
 from engine.settings import KV_LAYOUTS, ModelLoadError
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 
 log = logging.getLogger("saturation")
 
@@ -52,7 +52,7 @@ class RowFeed:
     widest: int = 0  # longest prompt the feed may hand out (fixed-size layouts reserve it)
 
 
-def compile_supported(lm: HFEngine) -> bool:
+def compile_supported(lm: LoadedModel) -> bool:
     """CUDA graphs need CUDA, and the compiled step plain float weights (not bitsandbytes')."""
     return lm.device.type == "cuda" and lm.precision in ("bf16", "fp32")
 
@@ -64,7 +64,7 @@ class KVPlan:
     out-of-memory retry, say) start eager instead of failing to compile again.
     """
 
-    def __init__(self, lm: HFEngine, kv_layout: str = "auto"):
+    def __init__(self, lm: LoadedModel, kv_layout: str = "auto"):
         if kv_layout not in KV_LAYOUTS:
             raise ValueError(f"kv_layout {kv_layout!r} is not one of {', '.join(KV_LAYOUTS)}")
         slots = batching.slots_supported()
@@ -76,7 +76,7 @@ class KVPlan:
         self.static = kv_layout == "static" or (kv_layout == "auto" and compiled)
         self.compiled = self.static and compiled
 
-    def new_batch(self, lm: HFEngine, slots: int, max_new_tokens: int,
+    def new_batch(self, lm: LoadedModel, slots: int, max_new_tokens: int,
                   widest_prompt: int) -> batching.RunningBatch:
         """An empty running batch in this layout."""
         if not self.static:
@@ -93,7 +93,7 @@ class KVPlan:
         self.compiled = False
 
 
-def new_running_batch(lm: HFEngine, slots: int, max_new_tokens: int, widest_prompt: int,
+def new_running_batch(lm: LoadedModel, slots: int, max_new_tokens: int, widest_prompt: int,
                       kv_layout: str | KVPlan = "auto") -> batching.RunningBatch:
     """An empty running batch in ``kv_layout`` (one of ``KV_LAYOUTS``, or a run's plan)."""
     plan = kv_layout if isinstance(kv_layout, KVPlan) else KVPlan(lm, kv_layout)
@@ -101,7 +101,7 @@ def new_running_batch(lm: HFEngine, slots: int, max_new_tokens: int, widest_prom
 
 
 @torch.no_grad()  # not inference_mode: tensors of a compiled static cache must stay ordinary
-def decode_batch(lm: HFEngine, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+def decode_batch(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                  sampling: SamplingConfig, seeds: Sequence[int],
                  logits_hook: LogitsHook | None = None, feed: RowFeed | None = None,
                  row_ids: Sequence[int] | None = None,

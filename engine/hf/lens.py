@@ -23,7 +23,7 @@ from engine.hf.batching import left_padded
 from engine.hf.depth import decoder_parts
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 
 CHUNK_TOKENS = 256  # positions per full-vocabulary logits block (256 x 152k fp32 = 155 MB)
 
@@ -46,7 +46,7 @@ def _kl_rows(final_logp: torch.Tensor, layer_logits: torch.Tensor) -> torch.Tens
 
 
 @torch.inference_mode()
-def logit_lens_kl(lm: HFEngine, prompts: Sequence[Sequence[int]],
+def logit_lens_kl(lm: LoadedModel, prompts: Sequence[Sequence[int]],
                   generated: Sequence[Sequence[int]], batch_size: int = 4,
                   chunk_tokens: int = CHUNK_TOKENS) -> list[LensKL]:
     """KL(final || layer) per layer and generated token for each (prompt, generated) pair.

@@ -43,7 +43,7 @@ from engine.hf.sampling import (
 )
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 
 # Salts of the two uniform draws of an MH step (negative: never a token id's hash input).
 _POSITION_SALT, _ACCEPT_SALT = -1, -2
@@ -132,7 +132,7 @@ def _row_kv(cache, mask: torch.Tensor, row: int) -> RowKV:
              layer.values[row:row + 1, :, -count:].clone()) for layer in cache.layers]
 
 
-def prompt_kv(lm: HFEngine, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
+def prompt_kv(lm: LoadedModel, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
     """Keys and values of each prompt but its last token (one batched prefill)."""
     heads = [list(p[:-1]) for p in prompts]
     out: list[RowKV] = [None] * len(prompts)
@@ -144,7 +144,7 @@ def prompt_kv(lm: HFEngine, prompts: Sequence[Sequence[int]]) -> list[RowKV]:
     return out
 
 
-def _seeded_batch(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+def _seeded_batch(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
                   seeds: Sequence[int], max_new_tokens: int) -> batching.GrowingBatch:
     """A running batch whose rows hold ``kvs`` (keys/values of start[:-1]) and are about to be
     fed their start's last token: no prefix is encoded again."""
@@ -180,7 +180,7 @@ def _seeded_batch(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[R
 
 
 @torch.no_grad()
-def continue_from(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
+def continue_from(lm: LoadedModel, starts: Sequence[Sequence[int]], kvs: Sequence[RowKV],
                   limits: Sequence[int], seeds: Sequence[int], alpha: float) -> list[Segment]:
     """Sample each start's continuation from q (temperature 1/alpha) for up to ``limits[i]``
     tokens or EOS, in one batch; ``kvs[i]`` holds the keys/values of ``starts[i][:-1]``."""
@@ -221,13 +221,13 @@ def continue_from(lm: HFEngine, starts: Sequence[Sequence[int]], kvs: Sequence[R
         logits = batch.decode_step()
 
 
-def sample_segments(lm: HFEngine, prompts: Sequence[Sequence[int]], limits: Sequence[int],
+def sample_segments(lm: LoadedModel, prompts: Sequence[Sequence[int]], limits: Sequence[int],
                     seeds: Sequence[int], alpha: float) -> list[Segment]:
     """``continue_from`` fresh prompts (their keys and values computed here)."""
     return continue_from(lm, prompts, prompt_kv(lm, prompts), limits, seeds, alpha)
 
 
-def _run_chains(lm: HFEngine, chains: list[_Chain], max_new_tokens: int,
+def _run_chains(lm: LoadedModel, chains: list[_Chain], max_new_tokens: int,
                 settings: PowerSettings) -> None:
     """Advance a group of chains in lockstep through every block and MH step."""
     seeds = torch.tensor([c.seed for c in chains], dtype=torch.long, device=lm.device)
@@ -255,7 +255,7 @@ def _run_chains(lm: HFEngine, chains: list[_Chain], max_new_tokens: int,
             counter += 1
 
 
-def _segments(lm: HFEngine, chains: list[_Chain], starts: list[int], limits: list[int],
+def _segments(lm: LoadedModel, chains: list[_Chain], starts: list[int], limits: list[int],
               seeds: torch.Tensor, counter: int, alpha: float) -> list[Segment]:
     """Continue each chain from its first ``starts[i]`` tokens for up to ``limits[i]`` tokens
     (segment ``counter``), reusing the chain's keys and values of that prefix."""
@@ -265,7 +265,7 @@ def _segments(lm: HFEngine, chains: list[_Chain], starts: list[int], limits: lis
     return continue_from(lm, prefixes, kvs, limits, segment_seeds, alpha)
 
 
-def _mh_step(lm: HFEngine, chains: list[_Chain], seeds: torch.Tensor, counter: int,
+def _mh_step(lm: LoadedModel, chains: list[_Chain], seeds: torch.Tensor, counter: int,
              end: int, alpha: float) -> None:
     """One Metropolis–Hastings step of every chain: propose a new suffix, accept or keep."""
     lengths = [len(c.tokens) for c in chains]
@@ -288,7 +288,7 @@ def _mh_step(lm: HFEngine, chains: list[_Chain], seeds: torch.Tensor, counter: i
             chain.accepted += 1
 
 
-def power_sample(lm: HFEngine, prompts: Sequence[Sequence[int]], max_new_tokens: int,
+def power_sample(lm: LoadedModel, prompts: Sequence[Sequence[int]], max_new_tokens: int,
                  settings: PowerSettings, seeds: Sequence[int], batch_size: int,
                  on_batch: PowerCallback | None = None) -> list[PowerRollout]:
     """One power-sampling chain per prompt, up to ``max_new_tokens``; in input order.

@@ -22,7 +22,7 @@ from engine.hf.decode import KVPlan, LogitsHook, Rollout, RowFeed, decode_batch
 from engine.hf.sampling import SamplingConfig
 
 if TYPE_CHECKING:
-    from engine.hf.model import HFEngine
+    from engine.hf import LoadedModel
 
 log = logging.getLogger("saturation")
 
@@ -34,7 +34,7 @@ MAX_AUTO_BATCH = 256
 _SAMPLING_BYTES_PER_LOGIT = 64
 
 
-def generate_rollouts(lm: HFEngine, prompts: Sequence[Sequence[int]],
+def generate_rollouts(lm: LoadedModel, prompts: Sequence[Sequence[int]],
                       max_new_tokens: int, sampling: SamplingConfig, seeds: Sequence[int],
                       batch_size: int, on_batch: BatchCallback | None = None, progress: bool = True,
                       logits_hook: LogitsHook | None = None,
@@ -79,7 +79,7 @@ def generate_rollouts(lm: HFEngine, prompts: Sequence[Sequence[int]],
     return sink.close()
 
 
-def auto_batch_size(lm: HFEngine, prompts: Sequence[Sequence[int]],
+def auto_batch_size(lm: LoadedModel, prompts: Sequence[Sequence[int]],
                     max_new_tokens: int) -> int:
     """Rows to decode together: what fits in 85 % of free GPU memory (KV cache, sampling,
     the first prefill), at most ``MAX_AUTO_BATCH``; ``CPU_AUTO_BATCH`` on CPU."""
